@@ -1,0 +1,3 @@
+"""digr: reinforcement-learning policies that explain themselves in real time."""
+
+__version__ = "0.1.0"

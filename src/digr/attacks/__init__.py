@@ -1,0 +1,1 @@
+"""digr.attacks"""

@@ -1,0 +1,1 @@
+"""Evaluation: task performance, the saliency benchmark, timing, robustness, report."""

@@ -1,0 +1,134 @@
+"""digr's checkpoint: a folder with ``config.json`` and ``model.safetensors``; no pickle.
+
+Loading reads JSON and raw tensors only, so a checkpoint from anywhere cannot execute code.
+Saving writes into a temporary sibling folder and renames it into place, so an interrupted save
+never leaves a half-written checkpoint behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from digr import __version__
+from digr.errors import DigrError
+from digr.models.cnn import PolicyConfig, PolicyNet
+
+FORMAT = "digr-policy"
+FORMAT_VERSION = 1
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+
+
+def save_policy(policy: PolicyNet, path: str | Path, *, task: str, meta: dict[str, Any] | None = None
+                ) -> Path:
+    """Write ``policy`` to the folder ``path`` atomically (replacing an existing checkpoint)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        config = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "digr_version": __version__,
+            "task": task,
+            "policy": policy.config.to_dict(),
+            "meta": meta or {},
+        }
+        (tmp / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n")
+        state = {k: v.detach().cpu().contiguous() for k, v in policy.state_dict().items()}
+        save_file(state, str(tmp / WEIGHTS_NAME), metadata={"format": FORMAT})
+        if path.exists():
+            old = path.with_name(f".{path.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(path, old)
+            os.replace(tmp, path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return path
+
+
+def read_config(path: str | Path) -> dict[str, Any]:
+    """The validated ``config.json`` of the checkpoint folder ``path``."""
+    path = Path(path)
+    if not path.exists():
+        raise DigrError(f"checkpoint not found: {path}")
+    if not path.is_dir():
+        raise DigrError(f"checkpoint must be a folder with {CONFIG_NAME} and {WEIGHTS_NAME}: {path}"
+                        + (" (SB3 zips are converted with 'digr import-sb3')" if path.suffix == ".zip" else ""))
+    try:
+        config = json.loads((path / CONFIG_NAME).read_text())
+    except FileNotFoundError:
+        raise DigrError(f"checkpoint {path} has no {CONFIG_NAME}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DigrError(f"checkpoint {path}: {CONFIG_NAME} is corrupt ({exc})") from None
+    if not isinstance(config, dict) or config.get("format") != FORMAT:
+        raise DigrError(f"checkpoint {path}: {CONFIG_NAME} is not a digr policy config")
+    if config.get("format_version", 0) > FORMAT_VERSION:
+        raise DigrError(f"checkpoint {path} has format version {config['format_version']}; "
+                        f"this digr reads up to {FORMAT_VERSION}")
+    return config
+
+
+def load_policy(path: str | Path, *, task: str | None = None) -> PolicyNet:
+    """Load a checkpoint folder into an eval-mode :class:`PolicyNet`.
+
+    With ``task``, also checks that the checkpoint's observation shape and action count fit that
+    task, so a policy for another task fails here with one clear message.
+    """
+    path = Path(path)
+    config = read_config(path)
+    try:
+        pcfg = PolicyConfig.from_dict(config["policy"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise DigrError(f"checkpoint {path}: policy config is invalid ({exc})") from None
+    if task is not None:
+        from digr.envs import get_task
+
+        spec = get_task(task)
+        if tuple(pcfg.obs_shape) != tuple(spec.obs_shape) or pcfg.n_actions != spec.n_actions:
+            raise DigrError(
+                f"checkpoint {path} expects observations {pcfg.obs_shape} and {pcfg.n_actions} "
+                f"actions, but task {task!r} has {spec.obs_shape} and {spec.n_actions}")
+    try:
+        state = load_file(str(path / WEIGHTS_NAME))
+    except FileNotFoundError:
+        raise DigrError(f"checkpoint {path} has no {WEIGHTS_NAME}") from None
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise DigrError(f"checkpoint {path}: {WEIGHTS_NAME} is corrupt or truncated ({exc})") from None
+    policy = PolicyNet(pcfg)
+    try:
+        policy.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise DigrError(f"checkpoint {path}: weights do not match its config ({first})") from None
+    return policy.eval()
+
+
+def checkpoint_task(path: str | Path) -> str:
+    """The task name recorded in a checkpoint."""
+    return str(read_config(path).get("task"))
+
+
+def file_digest(path: str | Path) -> str:
+    """SHA-256 of a checkpoint's weights, used to tie datasets to their teacher."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(Path(path) / WEIGHTS_NAME, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+__all__ = ["save_policy", "load_policy", "read_config", "checkpoint_task", "file_digest"]

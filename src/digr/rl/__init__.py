@@ -1,0 +1,1 @@
+"""Teacher training: a thin layer over Stable-Baselines3 PPO."""

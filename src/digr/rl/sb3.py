@@ -1,0 +1,78 @@
+"""Bridge between Stable-Baselines3's PPO policies and digr's :class:`PolicyNet`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import torch
+from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
+from torch import nn
+
+from digr.errors import DigrError
+from digr.models.cnn import CNNTrunk, PolicyConfig, PolicyNet
+
+
+class SB3Trunk(BaseFeaturesExtractor):
+    """digr's :class:`CNNTrunk` as an SB3 features extractor (SB3 divides images by 255 first)."""
+
+    def __init__(self, observation_space: gym.spaces.Box, policy_config: dict[str, Any]) -> None:
+        cfg = PolicyConfig.from_dict(policy_config)
+        super().__init__(observation_space, features_dim=cfg.hidden)
+        self.trunk = CNNTrunk(cfg)
+
+    def forward(self, observations: torch.Tensor) -> torch.Tensor:
+        return self.trunk(observations)
+
+
+def policy_kwargs(config: PolicyConfig) -> dict[str, Any]:
+    """``policy_kwargs`` that make SB3's ``CnnPolicy`` exactly a :class:`PolicyNet`."""
+    return dict(
+        features_extractor_class=SB3Trunk,
+        features_extractor_kwargs=dict(policy_config=config.to_dict()),
+        net_arch=dict(pi=[], vf=[]),  # the heads are the second linear layer, as in the paper
+        share_features_extractor=True,
+    )
+
+
+def _trunk_layers(extractor: nn.Module) -> tuple[list[nn.Conv2d], list[nn.Linear]]:
+    convs = [m for m in extractor.modules() if isinstance(m, nn.Conv2d)]
+    linears = [m for m in extractor.modules() if isinstance(m, nn.Linear)]
+    return convs, linears
+
+
+def policy_from_sb3(sb3_policy: nn.Module) -> PolicyNet:
+    """Copy an SB3 ``ActorCriticPolicy`` whose extractor is conv layers + one linear layer
+    (digr's :class:`SB3Trunk` or SB3's ``NatureCNN``) and empty ``net_arch`` into a PolicyNet."""
+    if not hasattr(sb3_policy, "action_net") or not isinstance(sb3_policy.action_net, nn.Linear):
+        raise DigrError("only PPO/A2C policies with a discrete action space can be imported")
+    if any(isinstance(m, nn.Linear) for m in sb3_policy.mlp_extractor.modules()):
+        raise DigrError("the SB3 policy has hidden layers in net_arch; digr's network has the "
+                        "action and value heads directly on the features (net_arch=[])")
+    extractor = sb3_policy.features_extractor
+    convs, linears = _trunk_layers(extractor)
+    if not convs or len(linears) != 1:
+        raise DigrError("the SB3 features extractor must be conv layers followed by one linear "
+                        f"layer (found {len(convs)} conv, {len(linears)} linear)")
+    obs_shape = tuple(int(x) for x in sb3_policy.observation_space.shape)
+    if len(obs_shape) != 3:
+        raise DigrError(f"expected image observations (C, H, W), got shape {obs_shape}")
+    if obs_shape[0] > obs_shape[-1]:  # channel-last space: SB3 transposes it before the network
+        obs_shape = (obs_shape[2], obs_shape[0], obs_shape[1])
+    cfg = PolicyConfig(
+        obs_shape=obs_shape,
+        n_actions=sb3_policy.action_net.out_features,
+        convs=tuple((c.out_channels, c.kernel_size[0], c.stride[0], c.padding[0]) for c in convs),
+        hidden=linears[0].out_features,
+    )
+    policy = PolicyNet(cfg)
+    ours = [m for m in policy.trunk.convs if isinstance(m, nn.Conv2d)]
+    with torch.no_grad():
+        for dst, src in zip(ours + [policy.trunk.linear, policy.pi, policy.v],
+                            convs + [linears[0], sb3_policy.action_net, sb3_policy.value_net]):
+            if dst.weight.shape != src.weight.shape:
+                raise DigrError(f"layer shape mismatch while importing: {tuple(src.weight.shape)} "
+                                f"vs {tuple(dst.weight.shape)}")
+            dst.weight.copy_(src.weight)
+            dst.bias.copy_(src.bias)
+    return policy.eval()

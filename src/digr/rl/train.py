@@ -1,0 +1,228 @@
+"""Teacher training: Stable-Baselines3 PPO on digr's network, resumable, with progress.
+
+The run folder holds::
+
+    config.json        resolved PPOConfig + policy architecture, written before the first step
+    policy/            the latest digr checkpoint (what ``--policy`` takes)
+    resume/            SB3 policy + optimizer state (safetensors / weights-only torch) and counters
+    progress.csv       steps, wall time, steps/s, mean return, success rate per rollout
+    tb/                TensorBoard event files
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from stable_baselines3 import PPO
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
+
+from digr.envs import get_task, make_env
+from digr.errors import DigrError
+from digr.models.checkpoint import save_policy
+from digr.models.cnn import PolicyConfig
+from digr.rl.config import PPOConfig
+from digr.rl.sb3 import policy_from_sb3, policy_kwargs
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+class _Progress(BaseCallback):
+    """Running return/success statistics, CSV + TensorBoard logging, checkpoints, early stop."""
+
+    def __init__(self, run: "TeacherRun", *, show: bool) -> None:
+        super().__init__()
+        self.run = run
+        self.show = show
+        self.returns: deque[float] = deque(maxlen=run.config.success_window)
+        self.successes: deque[float] = deque(maxlen=run.config.success_window)
+        self.episodes = 0
+        self.t0 = time.time()
+        self.steps0 = 0
+        self.bar = None
+        self.task_id = None
+        self.last_ckpt = 0
+        self.stop = False
+
+    def _on_training_start(self) -> None:
+        self.t0 = time.time()
+        self.steps0 = self.num_timesteps
+        self.last_ckpt = self.num_timesteps
+        if self.show:
+            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self.bar = Progress(TextColumn("[bold]train"), BarColumn(), TextColumn("{task.completed:,}/{task.total:,}"),
+                                TextColumn("{task.fields[info]}"), TimeElapsedColumn())
+            self.bar.start()
+            self.task_id = self.bar.add_task("train", total=self.run.config.total_timesteps,
+                                             completed=self.num_timesteps, info="")
+
+    def _on_step(self) -> bool:
+        for info in self.locals.get("infos", []):
+            ep = info.get("episode")
+            if ep is not None:
+                self.episodes += 1
+                self.returns.append(float(ep["r"]))
+                self.successes.append(float(info.get("success", False)))
+        return not self.stop
+
+    def stats(self) -> dict[str, float]:
+        elapsed = max(time.time() - self.t0, 1e-9)
+        return {
+            "steps": self.num_timesteps,
+            "wall_s": round(self.run.wall_before + elapsed, 1),
+            "steps_per_s": round((self.num_timesteps - self.steps0) / elapsed, 1),
+            "episodes": self.run.episodes_before + self.episodes,
+            "mean_return": float(np.mean(self.returns)) if self.returns else float("nan"),
+            "success_rate": float(np.mean(self.successes)) if self.successes else float("nan"),
+        }
+
+    def _on_rollout_end(self) -> None:
+        s = self.stats()
+        self.logger.record("rollout/success_rate", s["success_rate"])
+        self.logger.record("time/steps_per_s", s["steps_per_s"])
+        self.run.append_progress(s)
+        if self.bar is not None:
+            self.bar.update(self.task_id, completed=self.num_timesteps,
+                            info=f"{s['steps_per_s']:.0f} steps/s  return {s['mean_return']:.3f}  "
+                                 f"success {s['success_rate']:.3f}")
+        cfg = self.run.config
+        if self.num_timesteps - self.last_ckpt >= cfg.checkpoint_every:
+            self.run.save(self.model, s)
+            self.last_ckpt = self.num_timesteps
+        if (cfg.stop_at_success is not None and len(self.successes) >= cfg.success_window
+                and s["success_rate"] >= cfg.stop_at_success):
+            self.stop = True
+
+    def _on_training_end(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+class TeacherRun:
+    """One resumable PPO training run in a folder."""
+
+    def __init__(self, task: str, out: str | Path, config: PPOConfig) -> None:
+        self.spec = get_task(task)
+        self.out = Path(out)
+        self.config = config.validate()
+        self.policy_config = PolicyConfig.for_task(self.spec)
+        self.wall_before = 0.0
+        self.episodes_before = 0
+
+    # -- files -------------------------------------------------------------------------------
+    def append_progress(self, row: dict[str, Any]) -> None:
+        path = self.out / "progress.csv"
+        new = not path.exists()
+        with open(path, "a", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=list(row))
+            if new:
+                w.writeheader()
+            w.writerow(row)
+
+    def save(self, model: PPO, stats: dict[str, Any]) -> None:
+        """Write the digr checkpoint and the resume state (each atomically)."""
+        meta = {"trainer": "sb3-ppo", "steps": int(model.num_timesteps), "seed": self.config.seed,
+                "stats": stats, "ppo": self.config.to_dict()}
+        save_policy(policy_from_sb3(model.policy), self.out / "policy", task=self.spec.name, meta=meta)
+        resume = self.out / "resume"
+        resume.mkdir(exist_ok=True)
+        state = {k: v.detach().cpu().contiguous() for k, v in model.policy.state_dict().items()}
+        # Shared extractors appear under several names: keep each tensor once.
+        seen, uniq = set(), {}
+        for k, v in state.items():
+            if v.data_ptr() not in seen:
+                seen.add(v.data_ptr())
+                uniq[k] = v.clone()
+        save_file(uniq, str(resume / ".policy.safetensors.tmp"))
+        os.replace(resume / ".policy.safetensors.tmp", resume / "policy.safetensors")
+        torch.save(model.policy.optimizer.state_dict(), resume / ".optimizer.pt.tmp")
+        os.replace(resume / ".optimizer.pt.tmp", resume / "optimizer.pt")
+        _atomic_write_text(resume / "state.json", json.dumps(
+            {"num_timesteps": int(model.num_timesteps), "wall_s": stats["wall_s"],
+             "episodes": stats["episodes"]}) + "\n")
+
+    def _check_config(self) -> None:
+        path = self.out / "config.json"
+        want = {"task": self.spec.name, "ppo": self.config.to_dict(),
+                "policy": self.policy_config.to_dict()}
+        if path.exists():
+            have = json.loads(path.read_text())
+            fixed = ("task", "policy")
+            if any(have.get(k) != json.loads(json.dumps(want[k])) for k in fixed):
+                raise DigrError(f"{self.out} holds a run for another task or network; "
+                                "use a new --out folder")
+            # Everything else may change between resumed chunks (e.g. more timesteps).
+        _atomic_write_text(path, json.dumps(want, indent=2) + "\n")
+
+    # -- training -----------------------------------------------------------------------------
+    def build(self) -> PPO:
+        cfg = self.config
+        spec = self.spec
+        venv = make_vec_env(
+            lambda: make_env(spec), n_envs=cfg.n_envs, seed=cfg.seed,
+            vec_env_cls=SubprocVecEnv if cfg.vec_env == "subproc" else DummyVecEnv,
+            monitor_kwargs=dict(info_keywords=("success",)) if spec.has_success else None,
+        )
+        return PPO(
+            "CnnPolicy", venv,
+            learning_rate=cfg.learning_rate, n_steps=cfg.n_steps, batch_size=cfg.batch_size,
+            n_epochs=cfg.n_epochs, gamma=cfg.gamma, gae_lambda=cfg.gae_lambda,
+            clip_range=cfg.clip_range, ent_coef=cfg.ent_coef, vf_coef=cfg.vf_coef,
+            max_grad_norm=cfg.max_grad_norm, policy_kwargs=policy_kwargs(self.policy_config),
+            tensorboard_log=str(self.out / "tb"), seed=cfg.seed, device="cpu", verbose=0,
+        )
+
+    def _resume(self, model: PPO) -> None:
+        resume = self.out / "resume"
+        if not (resume / "state.json").exists():
+            return
+        try:
+            state = json.loads((resume / "state.json").read_text())
+            weights = load_file(str(resume / "policy.safetensors"))
+            opt = torch.load(resume / "optimizer.pt", weights_only=True)
+        except Exception as exc:  # noqa: BLE001 - any unreadable resume state is one clear error
+            raise DigrError(f"cannot resume from {resume}: {exc}") from None
+        model.policy.load_state_dict(weights, strict=False)
+        model.policy.optimizer.load_state_dict(opt)
+        model.num_timesteps = int(state["num_timesteps"])
+        self.wall_before = float(state.get("wall_s", 0.0))
+        self.episodes_before = int(state.get("episodes", 0))
+
+    def train(self, *, show_progress: bool = True) -> dict[str, Any]:
+        """Train (or continue) until ``total_timesteps``; returns the final statistics."""
+        self.out.mkdir(parents=True, exist_ok=True)
+        self._check_config()
+        torch.set_num_threads(self.config.torch_threads)
+        model = self.build()
+        self._resume(model)
+        remaining = self.config.total_timesteps - model.num_timesteps
+        cb = _Progress(self, show=show_progress)
+        if remaining > 0:
+            model.learn(total_timesteps=remaining, callback=cb, reset_num_timesteps=False,
+                        tb_log_name="ppo", progress_bar=False)
+        stats = cb.stats() if cb.episodes else {"steps": model.num_timesteps}
+        if remaining > 0 or not (self.out / "policy").exists():
+            self.save(model, {**dict(wall_s=self.wall_before, episodes=self.episodes_before), **stats})
+        model.get_env().close()
+        return stats
+
+
+def train_teacher(task: str, out: str | Path, config: PPOConfig, *, show_progress: bool = True
+                  ) -> dict[str, Any]:
+    """Train a PPO teacher for ``task`` into the run folder ``out`` (resuming if possible)."""
+    return TeacherRun(task, out, config).train(show_progress=show_progress)
