@@ -58,9 +58,17 @@ def save_policy(policy: PolicyNet, path: str | Path, *, task: str, meta: dict[st
     return path
 
 
+def resolve(path: str | Path) -> Path:
+    """A checkpoint folder, or a training run folder whose ``policy/`` is the checkpoint."""
+    path = Path(path)
+    if path.is_dir() and not (path / WEIGHTS_NAME).exists() and (path / "policy" / WEIGHTS_NAME).exists():
+        return path / "policy"
+    return path
+
+
 def read_config(path: str | Path) -> dict[str, Any]:
     """The validated ``config.json`` of the checkpoint folder ``path``."""
-    path = Path(path)
+    path = resolve(path)
     if not path.exists():
         raise DigrError(f"checkpoint not found: {path}")
     if not path.is_dir():
@@ -86,7 +94,7 @@ def load_policy(path: str | Path, *, task: str | None = None) -> PolicyNet:
     With ``task``, also checks that the checkpoint's observation shape and action count fit that
     task, so a policy for another task fails here with one clear message.
     """
-    path = Path(path)
+    path = resolve(path)
     config = read_config(path)
     try:
         pcfg = PolicyConfig.from_dict(config["policy"])

@@ -1,0 +1,49 @@
+"""Argument helpers shared by the command modules."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from digr.envs import TASKS
+
+
+def add_task(p: argparse.ArgumentParser, *, required: bool = True) -> None:
+    # Checked by get_task() rather than argparse choices, so an unknown task is a one-line error.
+    p.add_argument("--task", required=required, metavar="TASK",
+                   help=f"task name: {', '.join(TASKS)}")
+
+
+def add_policy(p: argparse.ArgumentParser, flag: str = "--policy", **kw: Any) -> None:
+    p.add_argument(flag, required=True, metavar="CKPT",
+                   help="digr checkpoint folder (config.json + model.safetensors) or a run folder "
+                        "holding policy/", **kw)
+
+
+def nonneg_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {v}")
+    return v
+
+
+def pos_int(text: str) -> int:
+    v = nonneg_int(text)
+    if v == 0:
+        raise argparse.ArgumentTypeError("must be > 0")
+    return v
+
+
+def emit(result: dict[str, Any], *, as_json: bool) -> None:
+    """Print a result: one JSON object with ``--json``, else aligned ``key: value`` lines."""
+    if as_json:
+        print(json.dumps(result))
+    else:
+        width = max(len(k) for k in result) if result else 0
+        for k, v in result.items():
+            print(f"{k:<{width}}  {v}", file=sys.stdout)

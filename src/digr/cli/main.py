@@ -1,0 +1,86 @@
+"""The ``digr`` command. Thin: parses arguments and calls the library.
+
+Each command lives in its own module exposing ``NAME``, ``HELP``, ``add_arguments(parser)`` and
+``run(args) -> int``; this file only lists the modules. ``digr evaluate WHAT`` works the same way
+with the modules in :data:`EVALUATE`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+
+COMMANDS = [
+    "digr.cli.train",
+    "digr.cli.import_sb3",
+    "digr.cli.evaluate",
+    "digr.cli.saliency",
+    "digr.cli.dataset",
+    "digr.cli.distill",
+    "digr.cli.pipeline",
+    "digr.cli.report",
+]
+"""Modules of the top-level sub-commands, in ``--help`` order; missing ones are skipped."""
+
+EVALUATE = [
+    "digr.cli.eval_performance",
+    "digr.cli.eval_saliency",
+    "digr.cli.eval_timing",
+    "digr.cli.eval_robustness",
+]
+"""Modules of the ``digr evaluate`` sub-commands."""
+
+
+def _modules(names: list[str]):
+    for name in names:
+        try:
+            yield importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:  # a real missing dependency inside the module: surface it
+                raise
+
+
+def add_commands(subparsers, names: list[str]) -> None:
+    for mod in _modules(names):
+        p = subparsers.add_parser(mod.NAME, help=mod.HELP, description=getattr(mod, "DESCRIPTION", mod.HELP),
+                                  formatter_class=argparse.RawDescriptionHelpFormatter)
+        mod.add_arguments(p)
+        p.set_defaults(func=mod.run)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from digr import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="digr", description="Make RL policies explain themselves: saliency, DIGR distillation, evaluation.")
+    parser.add_argument("--version", action="version", version=f"digr {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    add_commands(sub, COMMANDS)
+    return parser
+
+
+
+
+def main(argv: list[str] | None = None) -> int:
+    from digr.errors import DigrError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    debug = os.environ.get("DIGR_DEBUG") == "1"
+    try:
+        return int(args.func(args) or 0)
+    except DigrError as exc:
+        if debug:
+            raise
+        print(f"digr: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("digr: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
