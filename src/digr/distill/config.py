@@ -1,0 +1,102 @@
+"""DIGR settings; per-task defaults are the paper's Table 3 (``TaskSpec.distill``)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
+
+from digr.errors import DigrError
+
+OPTIMIZERS = ("adam", "rmsprop")
+
+RESUMABLE_FIELDS = frozenset({"steps", "eval_every", "eval_episodes", "checkpoint_every", "log_every",
+                              "torch_threads"})
+"""Fields that may change when a run folder is resumed; all others must match ``config.json``."""
+
+
+@dataclass(frozen=True)
+class DistillConfig:
+    """Student training settings (paper section 3, eq. 4-5; appendix A, Table 3)."""
+
+    alpha: float = 0.01
+    """Weight of the distillation term in ``L = IGR + alpha * KL`` (eq. 5, Table 3)."""
+    threshold: float = 0.1
+    """Saliency threshold lambda: pixels with teacher map ``M_p <= threshold`` are penalised (eq. 4)."""
+    learning_rate: float = 1e-3
+    """Optimizer learning rate (Table 3)."""
+    optimizer: str = "adam"
+    """``adam`` or ``rmsprop`` (Table 3)."""
+    buffer_size: int = 10_000
+    """Capacity of the FIFO online state buffer filled by the student's own rollouts (Table 3)."""
+    batch_size: int = 64
+    """States per update, for the distillation batch (buffer) and the IGR batch (dataset) alike."""
+    steps: int = 3000
+    """Number of updates (optimizer steps) in total; a resumed run continues up to this."""
+    n_envs: int = 8
+    """Environments the student steps once per update (sampling from its own distribution)."""
+    use_igr: bool = True
+    """Include the selective input-gradient regularisation; False is the paper's
+    "policy distillation only" baseline through the same code path (``--no-igr``)."""
+    pcgrad: bool = True
+    """Combine the two objectives' gradients with PCGrad (Yu et al. 2020) instead of summing."""
+    max_grad_norm: float | None = None
+    """Clip the combined gradient to this L2 norm (None: no clipping; the paper does not clip)."""
+    seed: int = 0
+    """Seed of the student's initialisation, batch sampling and environment resets."""
+    eval_every: int = 500
+    """Updates between evaluations of the student's success rate (0: only at the end)."""
+    eval_episodes: int = 50
+    """Greedy episodes per evaluation (0: never evaluate)."""
+    eval_seed: int = 1_000_000
+    """Episode ``k`` of every evaluation resets with ``eval_seed + k`` (kept apart from training seeds)."""
+    checkpoint_every: int = 500
+    """Updates between resumable checkpoints."""
+    log_every: int = 50
+    """Updates between rows of ``metrics.jsonl`` (each row averages the updates since the last)."""
+    torch_threads: int | None = None
+    """Threads torch may use in the trainer process (None: leave torch's setting alone)."""
+
+    def validate(self) -> "DistillConfig":
+        for name in ("buffer_size", "batch_size", "n_envs", "checkpoint_every", "log_every"):
+            if getattr(self, name) <= 0:
+                raise DigrError(f"{name} must be > 0, got {getattr(self, name)}")
+        for name in ("steps", "eval_every", "eval_episodes"):
+            if getattr(self, name) < 0:
+                raise DigrError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.alpha < 0:
+            raise DigrError(f"alpha must be >= 0, got {self.alpha}")
+        if not 0.0 <= self.threshold <= 1.0:
+            raise DigrError(f"threshold must be in [0, 1] (maps are normalised), got {self.threshold}")
+        if self.learning_rate <= 0:
+            raise DigrError(f"learning rate must be > 0, got {self.learning_rate}")
+        if self.optimizer not in OPTIMIZERS:
+            raise DigrError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
+        if self.buffer_size < self.batch_size:
+            raise DigrError(f"buffer_size ({self.buffer_size}) must be >= batch_size ({self.batch_size})")
+        if self.max_grad_norm is not None and self.max_grad_norm <= 0:
+            raise DigrError(f"max_grad_norm must be > 0, got {self.max_grad_norm}")
+        if self.torch_threads is not None and self.torch_threads <= 0:
+            raise DigrError(f"torch_threads must be > 0, got {self.torch_threads}")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "DistillConfig":
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known}).validate()
+
+    @classmethod
+    def for_task(cls, spec, **overrides: Any) -> "DistillConfig":
+        """Table 3 defaults of ``spec`` (a :class:`digr.envs.TaskSpec`) with ``overrides``
+        (``None`` values are ignored, so CLI options that were not given keep the default)."""
+        known = {f.name for f in fields(cls)}
+        merged = {**spec.distill, **{k: v for k, v in overrides.items() if v is not None}}
+        unknown = set(merged) - known
+        if unknown:
+            raise DigrError(f"unknown DIGR settings: {', '.join(sorted(unknown))}")
+        return replace(cls(), **merged).validate()
+
+
+__all__ = ["DistillConfig", "OPTIMIZERS", "RESUMABLE_FIELDS"]

@@ -1,0 +1,96 @@
+"""DIGR's two objectives (paper eq. 4 and 5), each returning ``(loss, metrics)``.
+
+The metrics records are frozen dataclasses; ``as_dict()`` gives them their stable
+``namespace/metric`` names for logs and progress bars.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from digr.errors import DigrError
+from digr.models.cnn import PolicyNet
+
+
+@dataclass(frozen=True)
+class DistillMetrics:
+    """Policy distillation on one batch."""
+
+    kl: float
+    """``KL(teacher || student)`` in nats, summed over actions, averaged over the batch."""
+    agreement: float
+    """Fraction of states where the student's most likely action is the teacher's."""
+
+    def as_dict(self) -> dict[str, float]:
+        return {"distill/kl": self.kl, "distill/agreement": self.agreement}
+
+
+@dataclass(frozen=True)
+class IGRMetrics:
+    """Selective input-gradient regularisation on one batch."""
+
+    igr: float
+    """The loss of eq. 4: mean over pixels of ``1[M_p <= lambda] * M_g``, averaged over the batch."""
+    penalised_frac: float
+    """Fraction of pixels with ``M_p <= lambda`` (the ones whose gradient saliency is penalised)."""
+    saliency_penalised: float
+    """Mean student saliency ``M_g`` on penalised pixels (NaN if there are none)."""
+    saliency_kept: float
+    """Mean student saliency ``M_g`` on the other pixels (NaN if there are none)."""
+
+    def as_dict(self) -> dict[str, float]:
+        return {"distill/igr": self.igr, "distill/penalised_frac": self.penalised_frac,
+                "distill/saliency_penalised": self.saliency_penalised,
+                "distill/saliency_kept": self.saliency_kept}
+
+
+def distillation_loss(student_logits: torch.Tensor, teacher_probs: torch.Tensor
+                      ) -> tuple[torch.Tensor, DistillMetrics]:
+    """``KL(pi_t(s) || pi_theta(s))`` (the policy-distillation term of eq. 5).
+
+    ``student_logits: (B, A)`` (differentiable), ``teacher_probs: (B, A)`` rows summing to 1 (the
+    targets; no gradient flows into them). Returns the batch-mean KL as a scalar tensor.
+    """
+    if student_logits.shape != teacher_probs.shape or student_logits.ndim != 2:
+        raise DigrError(f"student logits {tuple(student_logits.shape)} and teacher probabilities "
+                        f"{tuple(teacher_probs.shape)} must both be (B, A)")
+    p = teacher_probs.detach()
+    log_q = torch.log_softmax(student_logits, dim=-1)
+    # xlogy keeps 0 * log 0 = 0 for actions the teacher never takes.
+    kl = (torch.xlogy(p, p) - p * log_q).sum(-1).mean()
+    with torch.no_grad():
+        agree = (student_logits.argmax(-1) == p.argmax(-1)).float().mean()
+    return kl, DistillMetrics(kl=float(kl.detach()), agreement=float(agree))
+
+
+def igr_loss(student: PolicyNet, obs: torch.Tensor, teacher_maps: torch.Tensor, *, threshold: float,
+             ) -> tuple[torch.Tensor, IGRMetrics]:
+    """Selective input-gradient regularisation, paper eq. 4.
+
+    ``obs: (B, C, H, W) float32 in [0, 1]``; ``teacher_maps: (B, H, W) float32 in [0, 1]`` the
+    teacher's perturbation saliency ``M_p`` (eq. 3). The student's map ``M_g`` is its normalised
+    vanilla gradient (eq. 2), built with ``create_graph=True`` so the loss can be differentiated
+    with respect to the student's parameters (double backpropagation). Returns the batch mean of
+    ``(1/N) sum_i 1[M_p_i <= threshold] * M_g_i``.
+    """
+    from digr.saliency.vanilla import vanilla_gradient
+
+    if obs.ndim != 4 or teacher_maps.shape != (obs.shape[0], *obs.shape[2:]):
+        raise DigrError(f"observations {tuple(obs.shape)} and teacher maps {tuple(teacher_maps.shape)} "
+                        "must be (B, C, H, W) and (B, H, W)")
+    m_g = vanilla_gradient(student, obs, create_graph=True, mode="digr")
+    # 1_[0, inf)(lambda - M_p): penalise where the teacher's saliency is at or below lambda.
+    penalise = (teacher_maps <= threshold).to(m_g.dtype)
+    loss = (penalise * m_g).mean()
+    with torch.no_grad():
+        n_pen = penalise.sum()
+        n_keep = penalise.numel() - n_pen
+        sal_pen = (penalise * m_g).sum() / n_pen if n_pen > 0 else torch.tensor(float("nan"))
+        sal_keep = ((1 - penalise) * m_g).sum() / n_keep if n_keep > 0 else torch.tensor(float("nan"))
+    return loss, IGRMetrics(igr=float(loss.detach()), penalised_frac=float(n_pen / penalise.numel()),
+                            saliency_penalised=float(sal_pen), saliency_kept=float(sal_keep))
+
+
+__all__ = ["DistillMetrics", "IGRMetrics", "distillation_loss", "igr_loss"]
