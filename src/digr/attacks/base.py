@@ -6,7 +6,8 @@ Every attack is an L-infinity attack on the policy's *observation* (paper sectio
 ``eps`` is in the policy-input scale ``[0, 1]``: Red-Fetch-Green's uint8 pixels are divided by
 255 (:func:`digr.models.to_tensor`), so ``eps = k / 255`` lets the attacker move every pixel of
 every channel by up to ``k`` grey levels. Adversarial observations are *not* re-quantised to the
-1/255 grid (as in Zhang et al. 2020); the policy acts on the continuous values.
+1/255 grid: the policy acts on the continuous values (a slightly stronger attacker than one
+that must write uint8 pixels).
 
 Attacks never touch the policy's parameters: input gradients come from
 :func:`torch.autograd.grad` with respect to the input only (nothing accumulates in
@@ -158,4 +159,8 @@ class Attack:
             t = t.expand(B)
         if t.shape != (B,):
             raise DigrError(f"target must be one action or shape ({B},), got {tuple(t.shape)}")
+        n_actions = getattr(getattr(self.policy, "config", None), "n_actions", None)
+        if t.numel() and (int(t.min()) < 0 or (n_actions is not None and int(t.max()) >= n_actions)):
+            raise DigrError(f"target actions must be in [0, {n_actions if n_actions else 'A'}), "
+                            f"got {t.tolist()}")
         return t.long()

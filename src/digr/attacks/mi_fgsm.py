@@ -39,7 +39,7 @@ class MIFGSM(Attack):
         for _ in range(self.steps):
             grad = self._ce_grad(x, target)
             # Per-sample L1 normalisation keeps the momentum's scale independent of the
-            # gradient's magnitude (Dong et al. 2018, eq. 6); the clamp avoids 0/0.
+            # gradient's magnitude (Dong et al. 2018, Algorithm 1); the clamp avoids 0/0.
             l1 = grad.abs().flatten(1).sum(1).clamp_min(1e-12).view(-1, 1, 1, 1)
             g = self.mu * g + grad / l1
             x = project(x + self.alpha * g.sign(), obs, self.eps)

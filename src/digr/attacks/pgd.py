@@ -11,8 +11,8 @@ class PGD(Attack):
     """``steps`` signed-gradient steps on the target action's cross-entropy, projected each step.
 
     Starts at a uniform random point of the L-inf ``eps``-ball (clipped to ``[0, 1]``), drawn
-    from the attack's own generator; then ``x <- proj(x + alpha * sign(d CE / d x))`` (Madry et
-    al. 2018, eq. for the L-inf PGD adversary).
+    from the attack's own generator; then ``x <- proj(x + alpha * sign(d CE / d x))``, Madry et
+    al.'s L-inf adversary, where ``proj`` clips to the ball and to ``[0, 1]``.
 
     Args:
         steps: number of ascent steps (default 10).

@@ -99,4 +99,47 @@ class DistillConfig:
         return replace(cls(), **merged).validate()
 
 
-__all__ = ["DistillConfig", "OPTIMIZERS", "RESUMABLE_FIELDS"]
+@dataclass(frozen=True)
+class DatasetConfig:
+    """Offline perturbation-saliency dataset settings (paper section 3, "offline perturbation
+    saliency dataset D"; size from Table 3, radius from appendix A)."""
+
+    size: int = 1000
+    """Number of states (Table 3: 1k Red-Fetch-Green, 10k Breakout, 2.5k driving)."""
+    radius: int = 4
+    """Gaussian-blur perturbation radius in pixels (appendix A: 4, 8, 5)."""
+    stride: int = 1
+    """Pixel stride of the perturbation centres; 1 gives the full-resolution map that
+    supervises every pixel of the student's gradient map (eq. 4)."""
+    shard_size: int = 64
+    """States per shard file; the unit of parallel work and of resumption."""
+    seed: int = 0
+    """Shard ``i`` draws its episodes, actions and kept states from ``SeedSequence([seed, i])``."""
+    keep_prob: float = 0.25
+    """Each state the teacher visits is kept with this probability, so consecutive, nearly
+    identical frames of one episode are rarely both in the dataset."""
+
+    def validate(self) -> "DatasetConfig":
+        for name in ("size", "radius", "stride", "shard_size"):
+            if getattr(self, name) <= 0:
+                raise DigrError(f"dataset {name} must be > 0, got {getattr(self, name)}")
+        if not 0.0 < self.keep_prob <= 1.0:
+            raise DigrError(f"keep_prob must be in (0, 1], got {self.keep_prob}")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def for_task(cls, spec, **overrides: Any) -> "DatasetConfig":
+        """``spec``'s Table 3 size and appendix A radius with ``overrides`` (``None`` ignored)."""
+        known = {f.name for f in fields(cls)}
+        merged = {"size": spec.dataset_size, "radius": spec.perturbation_radius,
+                  **{k: v for k, v in overrides.items() if v is not None}}
+        unknown = set(merged) - known
+        if unknown:
+            raise DigrError(f"unknown dataset settings: {', '.join(sorted(unknown))}")
+        return replace(cls(), **merged).validate()
+
+
+__all__ = ["DatasetConfig", "DistillConfig", "OPTIMIZERS", "RESUMABLE_FIELDS"]

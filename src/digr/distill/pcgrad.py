@@ -45,7 +45,7 @@ def assign_flat_grad(params: Iterable[torch.Tensor], flat: torch.Tensor) -> None
     offset = 0
     for p in params:
         n = p.numel()
-        p.grad = flat[offset:offset + n].view_as(p).clone()
+        p.grad = flat[offset:offset + n].view_as(p)  # views of `flat`: no copy
         offset += n
     if offset != flat.numel():
         raise ValueError(f"flat gradient has {flat.numel()} entries, parameters need {offset}")

@@ -7,7 +7,7 @@ Everything task-specific lives here and in the env modules: the rest of digr rea
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import gymnasium as gym
 
@@ -44,6 +44,12 @@ class TaskSpec:
     """pip extra that provides the environment, for the error message when it is missing."""
     env_kwargs: dict[str, Any] = field(default_factory=dict)
     """Keyword arguments passed to ``gym.make`` for training and evaluation."""
+    train_env_kwargs: dict[str, Any] = field(default_factory=dict)
+    """Extra ``gym.make`` keyword arguments for teacher training only (Breakout: a lost life
+    ends the episode and rewards are clipped); evaluation, datasets and students see
+    ``env_kwargs`` alone."""
+    pool: str = "flatten"
+    """Policy head input: ``flatten`` or ``max`` (see :class:`digr.models.PolicyConfig`)."""
 
 
 TASKS: dict[str, TaskSpec] = {
@@ -54,7 +60,7 @@ TASKS: dict[str, TaskSpec] = {
         n_actions=4,
         # A stride-8 first layer reads each 8-pixel tile as one cell of an 8x8 grid, which is
         # what made PPO learn the full-room view quickly (see results/red-fetch-green/README.md).
-        convs=((32, 8, 8, 0), (64, 3, 1, 1), (64, 3, 1, 1)),
+        convs=((16, 8, 8, 0), (32, 3, 1, 1), (32, 3, 1, 1)),
         hidden=256,
         perturbation_radius=4,
         dataset_size=1000,
@@ -67,7 +73,7 @@ TASKS: dict[str, TaskSpec] = {
     ),
     "breakout": TaskSpec(
         name="breakout",
-        env_id="ALE/Breakout-v5",
+        env_id="digr/Breakout-v0",
         obs_shape=(2, 84, 84),
         n_actions=4,
         convs=((32, 8, 4, 0), (64, 4, 2, 0), (64, 3, 1, 0)),
@@ -82,10 +88,11 @@ TASKS: dict[str, TaskSpec] = {
         distill=dict(alpha=0.01, learning_rate=1e-3, optimizer="adam", threshold=0.1),
         has_success=False,
         extra="atari",
+        train_env_kwargs={"training": True},
     ),
     "highway": TaskSpec(
         name="highway",
-        env_id="highway-fast-v0",
+        env_id="digr/Highway-v0",
         obs_shape=(1, 128, 128),
         n_actions=5,
         convs=((32, 8, 4, 0), (64, 4, 2, 0), (64, 3, 1, 0)),
@@ -123,26 +130,29 @@ def register_envs() -> None:
             entry_point="digr.envs.red_fetch_green:RedFetchGreenEnv",
             kwargs={"action_set": "full"},
         )
+    # Entry points are lazy strings: ale-py, highway-env and carla load only in gym.make.
+    if "digr/Breakout-v0" not in gym.registry:
+        gym.register(id="digr/Breakout-v0", entry_point="digr.envs.atari:make_breakout",
+                     kwargs={"training": False})
+        gym.register(id="digr/Breakout-Train-v0", entry_point="digr.envs.atari:make_breakout",
+                     kwargs={"training": True})
+    if "digr/Highway-v0" not in gym.registry:
+        gym.register(id="digr/Highway-v0", entry_point="digr.envs.highway:HighwayImageEnv")
+    if "digr/CarlaHighway-v0" not in gym.registry:
+        gym.register(id="digr/CarlaHighway-v0", entry_point="digr.envs.carla:CarlaDrivingEnv")
 
 
-def make_env(task: str | TaskSpec, **kwargs: Any) -> gym.Env:
+def make_env(task: str | TaskSpec, *, training: bool = False, **kwargs: Any) -> gym.Env:
     """One environment of ``task`` whose observations are ``(H, W, C)`` uint8.
 
     The channel-last layout is Stable-Baselines3's convention; :func:`digr.models.to_tensor`
-    converts to the policy's ``(B, C, H, W)`` float input.
+    converts to the policy's ``(B, C, H, W)`` float input. ``training=True`` adds the task's
+    training-only settings (teacher training); everything else uses the evaluation env.
     """
     spec = task if isinstance(task, TaskSpec) else get_task(task)
+    extra = spec.train_env_kwargs if training else {}
     try:
-        return gym.make(spec.env_id, **{**spec.env_kwargs, **kwargs})
+        return gym.make(spec.env_id, **{**spec.env_kwargs, **extra, **kwargs})
     except (ImportError, gym.error.Error) as exc:
         hint = f" (install it with: pip install 'digr[{spec.extra}]')" if spec.extra else ""
         raise DigrError(f"cannot create the {spec.name} environment: {exc}{hint}") from None
-
-
-def make_vec_env(task: str | TaskSpec, n_envs: int, *, seed: int) -> gym.vector.VectorEnv:
-    """``n_envs`` synchronous copies of ``task``, env ``i`` seeded with ``seed + i``."""
-    spec = task if isinstance(task, TaskSpec) else get_task(task)
-    fns: list[Callable[[], gym.Env]] = [lambda: make_env(spec) for _ in range(n_envs)]
-    venv = gym.vector.SyncVectorEnv(fns)
-    venv.reset(seed=[seed + i for i in range(n_envs)])
-    return venv

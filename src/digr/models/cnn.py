@@ -21,6 +21,12 @@ class PolicyConfig:
     """Conv layers as ``(out_channels, kernel, stride, padding)``, each followed by ReLU."""
     hidden: int
     """Width of the first linear layer (followed by ReLU)."""
+    pool: str = "flatten"
+    """How the last conv's ``(C, h, w)`` output reaches the linear layer: ``flatten`` (the usual
+    Nature-CNN head) or ``max`` (global max over positions, parameter-free). ``max`` makes the
+    head translation-invariant, which is what lets PPO learn the full-room Red-Fetch-Green view
+    quickly: the convolutions compute "what is where relative to me" at the agent's tile and the
+    pool reads it wherever the agent stands, as the egocentric view does."""
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -32,13 +38,14 @@ class PolicyConfig:
             n_actions=int(d["n_actions"]),
             convs=tuple(tuple(int(x) for x in c) for c in d["convs"]),
             hidden=int(d["hidden"]),
+            pool=str(d.get("pool", "flatten")),
         )
 
     @classmethod
     def for_task(cls, spec) -> "PolicyConfig":
         """The default architecture of a :class:`digr.envs.TaskSpec`."""
         return cls(obs_shape=spec.obs_shape, n_actions=spec.n_actions, convs=spec.convs,
-                   hidden=spec.hidden)
+                   hidden=spec.hidden, pool=spec.pool)
 
 
 class CNNTrunk(nn.Module):
@@ -46,6 +53,11 @@ class CNNTrunk(nn.Module):
 
     def __init__(self, config: PolicyConfig) -> None:
         super().__init__()
+        if config.pool not in ("flatten", "max"):
+            from digr.errors import DigrError
+
+            raise DigrError(f"pool must be 'flatten' or 'max', got {config.pool!r}")
+        self.config = config
         layers: list[nn.Module] = []
         c_in = config.obs_shape[0]
         for c_out, k, s, p in config.convs:
@@ -53,11 +65,18 @@ class CNNTrunk(nn.Module):
             c_in = c_out
         self.convs = nn.Sequential(*layers)
         with torch.no_grad():  # infer the flatten size with a dummy forward, as SB3's NatureCNN
-            n_flat = self.convs(torch.zeros(1, *config.obs_shape)).flatten(1).shape[1]
+            n_flat = self._pool(self.convs(torch.zeros(1, *config.obs_shape))).shape[1]
         self.linear = nn.Linear(n_flat, config.hidden)
 
+    def _pool(self, x: torch.Tensor) -> torch.Tensor:
+        return x.amax(dim=(2, 3)) if self.config.pool == "max" else x.flatten(1)
+
+    def features(self, obs: torch.Tensor) -> torch.Tensor:
+        """Last conv layer's activations ``(B, C', h, w)``."""
+        return self.convs(obs)
+
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        return torch.relu(self.linear(self.convs(obs).flatten(1)))
+        return torch.relu(self.linear(self._pool(self.convs(obs))))
 
 
 class PolicyNet(nn.Module):

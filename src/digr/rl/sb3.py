@@ -50,6 +50,12 @@ def policy_from_sb3(sb3_policy: nn.Module) -> PolicyNet:
         raise DigrError("the SB3 policy has hidden layers in net_arch; digr's network has the "
                         "action and value heads directly on the features (net_arch=[])")
     extractor = sb3_policy.features_extractor
+    if isinstance(extractor, SB3Trunk):  # our own extractor knows its exact architecture
+        policy = PolicyNet(extractor.trunk.config)
+        policy.trunk.load_state_dict(extractor.trunk.state_dict())
+        policy.pi.load_state_dict(sb3_policy.action_net.state_dict())
+        policy.v.load_state_dict(sb3_policy.value_net.state_dict())
+        return policy.eval()
     convs, linears = _trunk_layers(extractor)
     if not convs or len(linears) != 1:
         raise DigrError("the SB3 features extractor must be conv layers followed by one linear "

@@ -174,7 +174,7 @@ class TeacherRun:
         cfg = self.config
         spec = self.spec
         venv = make_vec_env(
-            lambda: make_env(spec), n_envs=cfg.n_envs, seed=cfg.seed,
+            lambda: make_env(spec, training=True), n_envs=cfg.n_envs, seed=cfg.seed,
             vec_env_cls=SubprocVecEnv if cfg.vec_env == "subproc" else DummyVecEnv,
             monitor_kwargs=dict(info_keywords=("success",)) if spec.has_success else None,
         )

@@ -18,16 +18,38 @@ import torch
 
 from digr.errors import DigrError
 from digr.saliency.base import SaliencyMethod
+from digr.saliency.gradcam import GradCAM
+from digr.saliency.guided_backprop import GuidedBackprop
+from digr.saliency.integrated_gradients import IntegratedGradients
+from digr.saliency.perturbation import Perturbation, perturbation_saliency
+from digr.saliency.sarfa import SARFA
+from digr.saliency.smoothgrad import SmoothGrad
 from digr.saliency.vanilla import VanillaGradient, vanilla_gradient
 
 METHODS: dict[str, type[SaliencyMethod]] = {
     "vanilla": VanillaGradient,
+    "guided_backprop": GuidedBackprop,
+    "gradcam": GradCAM,
+    "integrated_gradients": IntegratedGradients,
+    "smoothgrad": SmoothGrad,
+    "perturbation": Perturbation,
+    "sarfa": SARFA,
 }
-"""Registry: method name -> class, in the column order of the paper's Figure 10."""
+"""Registry: method name -> class, in the row order of the paper's Table 1."""
 
 ALIASES: dict[str, str] = {
     "vg": "vanilla",
     "vanilla_gradient": "vanilla",
+    "gb_perturbation": "perturbation",
+    "blur": "perturbation",
+    "greydanus": "perturbation",
+    "guided_bp": "guided_backprop",
+    "gbp": "guided_backprop",
+    "grad_cam": "gradcam",
+    "ig": "integrated_gradients",
+    "integrated_gradient": "integrated_gradients",
+    "smooth_grad": "smoothgrad",
+    "smooth_gradient": "smoothgrad",
 }
 """Other accepted spellings (also accepted with ``-`` for ``_``)."""
 
@@ -53,4 +75,5 @@ def get_method(name: str, policy: torch.nn.Module, **settings: Any) -> SaliencyM
         raise DigrError(f"bad settings for saliency method {cls.name!r}: {exc}") from None
 
 
-__all__ = ["METHODS", "ALIASES", "SaliencyMethod", "canonical_name", "get_method", "vanilla_gradient"]
+__all__ = ["METHODS", "ALIASES", "SaliencyMethod", "canonical_name", "get_method", "vanilla_gradient",
+           "perturbation_saliency"]

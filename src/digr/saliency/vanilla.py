@@ -20,8 +20,8 @@ from __future__ import annotations
 import torch
 
 from digr.errors import DigrError
-from digr.saliency.base import (SaliencyMethod, Target, check_obs, normalize_maps, reduce_channels,
-                                resolve_target)
+from digr.saliency.base import (FastInputConv, SaliencyMethod, Target, check_obs, normalize_maps,
+                                reduce_channels, resolve_target)
 
 MODES = ("digr", "logit")
 
@@ -36,15 +36,16 @@ def input_gradient(policy: torch.nn.Module, obs: torch.Tensor, *, mode: str = "d
     """
     if mode not in MODES:
         raise DigrError(f"unknown vanilla-gradient mode {mode!r}; choose one of: {', '.join(MODES)}")
+    if mode == "logit" and target is None:
+        raise DigrError("vanilla gradient mode 'logit' needs a target")
     with torch.enable_grad():
         x = obs if obs.requires_grad else obs.detach().requires_grad_(True)
-        logits = policy(x)
+        with FastInputConv(x):
+            logits = policy(x)
         if mode == "digr":
             probs = torch.softmax(logits, -1)
             objective = 0.5 * probs.pow(2).sum()  # d/ds of this = sum_a pi_a d pi_a / ds (eq. 2)
         else:
-            if target is None:
-                raise DigrError("vanilla gradient mode 'logit' needs a target")
             objective = logits.gather(1, target.view(-1, 1)).sum()
         (grad,) = torch.autograd.grad(objective, x, create_graph=create_graph)
     return grad

@@ -1,0 +1,5 @@
+import sys
+
+from digr.cli.main import main
+
+sys.exit(main())

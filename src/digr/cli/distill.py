@@ -1,0 +1,65 @@
+"""``digr distill``: train a DIGR student (or, with --no-igr, a distillation-only student)."""
+
+from __future__ import annotations
+
+import argparse
+
+from digr.cli.common import add_policy, add_task, emit, nonneg_int, pos_int
+
+NAME = "distill"
+HELP = "train a student by policy distillation with selective input-gradient regularisation (DIGR)"
+DESCRIPTION = HELP + """
+
+The student (the teacher's architecture, freshly initialised) acts in the environment and fills
+an online state buffer; each update combines KL(teacher || student) on buffer states with the
+selective input-gradient penalty (eq. 4) on the saliency dataset through PCGrad. Defaults are the
+task's Table 3 settings. Rerunning with the same --out continues from the last checkpoint; the run
+folder gets config.json, policy/ (digr checkpoint), resume/ and metrics.jsonl."""
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    add_policy(p, "--teacher", dest="teacher")
+    p.add_argument("--dataset", default=None, metavar="DIR",
+                   help="the teacher's saliency dataset from 'digr dataset' (not needed with --no-igr)")
+    add_task(p)
+    p.add_argument("--out", required=True, help="run folder (created; resumed if it exists)")
+    p.add_argument("--alpha", type=float, default=None, help="weight of the KL term (eq. 5; Table 3)")
+    p.add_argument("--threshold", type=float, default=None,
+                   help="saliency threshold lambda of eq. 4 (default 0.1)")
+    p.add_argument("--steps", type=nonneg_int, default=None, help="total updates (default 3000)")
+    p.add_argument("--seed", type=int, default=0, help="seed (default 0)")
+    p.add_argument("--no-igr", action="store_true",
+                   help="policy distillation only (the paper's baseline), same code path")
+    p.add_argument("--no-pcgrad", action="store_true", help="sum the two gradients instead of PCGrad")
+    p.add_argument("--batch-size", type=pos_int, default=None, help="states per batch (default 64)")
+    p.add_argument("--learning-rate", type=float, default=None, help="learning rate (Table 3)")
+    p.add_argument("--n-envs", type=pos_int, default=None, help="environments the student steps (default 8)")
+    p.add_argument("--eval-every", type=nonneg_int, default=None,
+                   help="updates between success-rate evaluations (default 500; 0: only at the end)")
+    p.add_argument("--eval-episodes", type=nonneg_int, default=None,
+                   help="episodes per evaluation (default 50; 0: never)")
+    p.add_argument("--checkpoint-every", type=pos_int, default=None,
+                   help="updates between checkpoints (default 500)")
+    p.add_argument("--log-every", type=pos_int, default=None,
+                   help="updates between rows of metrics.jsonl (default 50)")
+    p.add_argument("--threads", type=pos_int, default=None, help="torch threads")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def run(args: argparse.Namespace) -> int:
+    from digr.distill.config import DistillConfig
+    from digr.distill.trainer import train_student
+    from digr.envs import get_task
+
+    spec = get_task(args.task)
+    cfg = DistillConfig.for_task(
+        spec, alpha=args.alpha, threshold=args.threshold, steps=args.steps, seed=args.seed,
+        use_igr=False if args.no_igr else None, pcgrad=False if args.no_pcgrad else None,
+        batch_size=args.batch_size, learning_rate=args.learning_rate, n_envs=args.n_envs,
+        eval_every=args.eval_every, eval_episodes=args.eval_episodes,
+        checkpoint_every=args.checkpoint_every, log_every=args.log_every, torch_threads=args.threads)
+    stats = train_student(args.teacher, args.dataset, spec.name, args.out, cfg,
+                          show_progress=not args.no_progress and not args.json)
+    emit({"task": spec.name, "out": str(args.out), **stats}, as_json=args.json)
+    return 0

@@ -1,0 +1,75 @@
+"""``digr evaluate timing``: milliseconds per saliency map at batch 1 (paper Figure 1b)."""
+
+from __future__ import annotations
+
+import argparse
+
+from digr.cli.common import add_policy, add_task, emit, nonneg_int, pos_int
+
+NAME = "timing"
+HELP = "milliseconds per saliency map at batch 1 for every method (+ DIGR's vanilla gradient on a student)"
+DESCRIPTION = HELP + """
+
+Times every registered saliency method on the policy (paper settings: the perturbation family at
+the task's radius, stride 1) on one seeded observation (env.reset(seed=SEED)), after warm-up, plus
+one plain forward pass for reference; with --student also the vanilla gradient on the student.
+Prints median, p10 and p90 milliseconds per map. Slow methods are timed fewer times (at least 3)
+so that each takes about --max-seconds. CPU timings use one torch thread unless --threads says
+otherwise.
+
+example:
+  digr evaluate timing --policy runs/rfg-teacher/policy --task red-fetch-green \\
+      --student runs/rfg-digr/policy --json
+"""
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    add_policy(p)
+    add_task(p)
+    p.add_argument("--student", default=None, metavar="CKPT",
+                   help="DIGR student checkpoint (times its vanilla gradient)")
+    p.add_argument("--repeats", type=pos_int, default=20,
+                   help="timed calls per method (default 20; fewer for slow ones)")
+    p.add_argument("--max-seconds", type=float, default=8.0,
+                   help="about how long the timed calls of one method may take (default 8)")
+    p.add_argument("--device", default="cpu", help="cpu | cuda (default cpu)")
+    p.add_argument("--threads", type=nonneg_int, default=1,
+                   help="torch CPU threads (default 1: batch-1 maps are too small to gain from more, and "
+                        "extra threads on a busy machine slowed maps down up to 10x in our runs; "
+                        "0: torch's default)")
+    p.add_argument("--seed", type=nonneg_int, default=0,
+                   help="the observation is env.reset(seed=SEED) (default 0)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def run(args: argparse.Namespace) -> int:
+    from digr.envs import get_task
+    from digr.errors import DigrError
+    from digr.evaluation.timing import time_saliency
+    from digr.models import load_policy
+
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+
+    if not args.max_seconds > 0:
+        raise DigrError(f"--max-seconds must be > 0, got {args.max_seconds}")
+    spec = get_task(args.task)
+    policy = load_policy(args.policy, task=spec.name)
+    student = load_policy(args.student, task=spec.name) if args.student else None
+    result = time_saliency(policy, spec.name, student=student, repeats=args.repeats, device=args.device,
+                           seed=args.seed, max_seconds=args.max_seconds)
+    result = {"policy": str(args.policy), "student": args.student, **result}
+    if args.json:
+        emit(result, as_json=True)
+    else:
+        rows = [("forward", result["forward"])] + list(result["methods"].items())
+        if "digr_vanilla" in result:
+            rows.append(("digr_vanilla (student)", result["digr_vanilla"]))
+        print(f"{result['task']} on {result['machine']}, batch 1, ms per map (median [p10, p90], repeats)")
+        width = max(len(n) for n, _ in rows)
+        for n, t in rows:
+            print(f"{n:<{width}}  {t['median_ms']:10.3f}  [{t['p10_ms']:.3f}, {t['p90_ms']:.3f}]  "
+                  f"n={t['repeats']}")
+    return 0

@@ -1,0 +1,191 @@
+"""``digr saliency``: saliency maps of a policy on its own states, saved as npz plus PNG panels."""
+
+from __future__ import annotations
+
+import argparse
+
+from digr.cli.common import add_policy, add_task, emit, pos_int
+
+NAME = "saliency"
+HELP = "saliency maps of a policy on states from its own greedy rollouts (npz + PNG panels)"
+DESCRIPTION = """\
+Roll the policy out greedily in the task's environment (episode k resets with seed+k), keep the
+first N states, compute each requested saliency map and write to --out:
+
+  saliency.npz   states (N, H, W, C) uint8, actions (N,), methods (names), and one
+                 (N, H, W) float32 array per method, each map in [0, 1] (divided by its max)
+  saliency.json  task, policy and its weights' SHA-256, seed, each method's settings and
+                 its mean milliseconds per map
+  panels/panel_XXX.png   state | one column per method, heatmap over the state, colour bar
+                         (the layout of the paper's Figures 3 and 10)
+
+The perturbation family (perturbation, sarfa) uses the task's perturbation radius.
+Methods: vanilla, guided_backprop, gradcam, integrated_gradients, smoothgrad, perturbation,
+sarfa, or 'all'; several may be given comma-separated."""
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    add_policy(p)
+    add_task(p)
+    p.add_argument("--method", default="all", metavar="NAME|all",
+                   help="saliency method(s), comma-separated, or 'all' (default all)")
+    p.add_argument("--states", type=pos_int, default=8, metavar="N", help="states to explain (default 8)")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    p.add_argument("--seed", type=int, default=0, help="episode k resets with seed+k (default 0)")
+    p.add_argument("--stride", type=pos_int, default=1,
+                   help="grid stride of the perturbation family (default 1: every pixel)")
+    p.add_argument("--score", choices=("kl", "greydanus"), default="kl",
+                   help="perturbation score: kl = KL(pi(s)||pi(s')) (eq. 3, default); "
+                        "greydanus = 0.5*||logits - logits'||^2")
+    p.add_argument("--rows-per-panel", type=pos_int, default=4, help="states per PNG (default 4)")
+    p.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    p.add_argument("--threads", type=pos_int, default=None,
+                   help="torch CPU threads (default: torch's choice; 1 is often fastest on a busy machine)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def parse_methods(text: str) -> list[str]:
+    """``"all"`` or comma-separated names/aliases -> registry names (unique, in the given order)."""
+    from digr.errors import DigrError
+    from digr.saliency import METHODS, canonical_name
+
+    if text.strip().lower() == "all":
+        return list(METHODS)
+    names = [canonical_name(t) for t in text.split(",") if t.strip()]
+    if not names:
+        raise DigrError("--method is empty; give a method name or 'all'")
+    return list(dict.fromkeys(names))
+
+
+def collect_states(policy, spec, n: int, *, seed: int):
+    """First ``n`` states of greedy rollouts: ``(raw (n, H, W, C) uint8, actions (n,) int64)``."""
+    import numpy as np
+    import torch
+
+    from digr.envs import make_env
+    from digr.models import to_tensor
+
+    env = make_env(spec)
+    raw, actions = [], []
+    try:
+        episode = 0
+        obs, _ = env.reset(seed=seed)
+        while len(raw) < n:
+            with torch.no_grad():
+                a = int(policy(to_tensor(obs[None], spec.obs_shape)).argmax(-1)[0])
+            raw.append(np.asarray(obs, dtype=np.uint8))
+            actions.append(a)
+            obs, _, term, trunc, _ = env.step(a)
+            if term or trunc:
+                episode += 1
+                obs, _ = env.reset(seed=seed + episode)
+    finally:
+        env.close()
+    return np.stack(raw), np.asarray(actions, dtype=np.int64)
+
+
+def _atomic_npz(path, arrays) -> None:
+    import os
+    import tempfile
+
+    import numpy as np
+
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez_compressed(f, **arrays)
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600 files
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _atomic_json(path, obj) -> None:
+    import json
+    import os
+    import tempfile
+
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(json.dumps(obj, indent=2) + "\n")
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600 files
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def run(args: argparse.Namespace) -> int:
+    import time
+    from pathlib import Path
+
+    import numpy as np
+    import torch
+
+    from digr.envs import get_task
+    from digr.errors import DigrError
+    from digr.models import load_policy, to_tensor
+    from digr.models.checkpoint import file_digest, resolve
+    from digr.saliency import get_method
+    from digr.saliency.panels import save_panels
+
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)  # the command's process only; never set by the library
+    spec = get_task(args.task)
+    methods = parse_methods(args.method)
+    try:
+        device = torch.device(args.device)
+    except RuntimeError as exc:
+        raise DigrError(f"bad --device {args.device!r}: {exc}") from None
+    policy = load_policy(args.policy, task=spec.name).to(device)
+    out = Path(args.out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DigrError(f"cannot create --out {out}: {exc}") from None
+
+    raw, actions = collect_states(policy, spec, args.states, seed=args.seed)
+    obs = to_tensor(raw, spec.obs_shape).to(device)
+    maps: dict[str, np.ndarray] = {}
+    info: dict[str, dict] = {}
+    for name in methods:
+        settings = {}
+        if name in ("perturbation", "sarfa"):
+            settings = {"radius": spec.perturbation_radius, "stride": args.stride}
+            if name == "perturbation":
+                settings["score"] = args.score
+        method = get_method(name, policy, **settings)
+        t0 = time.perf_counter()
+        m = method.attribute(obs)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        ms = (time.perf_counter() - t0) * 1000 / len(obs)
+        maps[name] = m.detach().float().cpu().numpy()
+        info[name] = {"settings": method.settings, "ms_per_map": round(ms, 3)}
+
+    arrays = {"states": raw, "actions": actions, "methods": np.asarray(methods, dtype=np.str_)}
+    arrays.update(maps)
+    npz = out / "saliency.npz"
+    _atomic_npz(npz, arrays)
+    panels = save_panels(out / "panels", to_tensor(raw, spec.obs_shape).numpy(), maps,
+                         rows_per_panel=args.rows_per_panel,
+                         row_labels=[f"state {i}, action {a}" for i, a in enumerate(actions.tolist())],
+                         title=f"{spec.name}: {resolve(args.policy)}")
+    meta = {
+        "task": spec.name,
+        "policy": str(args.policy),
+        "policy_sha256": file_digest(resolve(args.policy)),
+        "seed": args.seed,
+        "states": int(len(raw)),
+        "methods": info,
+        "npz": npz.name,
+        "panels": [str(p.relative_to(out)) for p in panels],
+    }
+    _atomic_json(out / "saliency.json", meta)
+    summary = {"task": spec.name, "states": int(len(raw)), "out": str(out), "npz": str(npz),
+               "panels": len(panels)}
+    summary.update({f"ms_per_map/{k}": v["ms_per_map"] for k, v in info.items()})
+    emit(summary, as_json=args.json)
+    return 0

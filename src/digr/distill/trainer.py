@@ -1,0 +1,382 @@
+"""DIGR student training (paper section 3, Figure 2): distillation + selective IGR, with PCGrad.
+
+Read top to bottom, one update is:
+
+1. the student, as the control policy, takes one sampled action in each of ``n_envs`` envs and
+   the visited states go into the FIFO online buffer (Figure 2);
+2. a distillation batch is drawn from the buffer and labelled by the teacher on the fly;
+   an IGR batch (states + teacher perturbation maps) is drawn from the offline dataset D;
+3. the gradients of ``IGR`` (eq. 4) and of ``alpha * KL`` (eq. 5) are computed separately,
+   combined with PCGrad and applied with the task's optimizer (Table 3).
+
+The run folder holds::
+
+    config.json      resolved DistillConfig, teacher/dataset hashes; written before the first step
+    policy/          the latest student as a digr checkpoint (what --policy takes)
+    resume/          student weights (safetensors), optimizer state (weights-only torch.save),
+                     state.json (step, wall time, last evaluation); replaced atomically as a folder
+    metrics.jsonl    one JSON object per log row: step, wall_s, distill/kl, distill/igr,
+                     pcgrad/conflict_frac, ... and eval/success_rate, eval/mean_return when evaluated
+
+Rerunning with the same folder continues from the last checkpoint (the buffer is refilled by the
+student; batch sampling and env seeds are derived from ``(seed, step)``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+from digr import __version__
+from digr.distill.buffer import StateBuffer
+from digr.distill.config import RESUMABLE_FIELDS, DistillConfig
+from digr.distill.dataset import SaliencyDataset, load_dataset
+from digr.distill.losses import distillation_loss, igr_loss
+from digr.distill.pcgrad import assign_flat_grad, flat_grad, pcgrad
+from digr.envs import get_task, make_env
+from digr.errors import DigrError
+from digr.models.checkpoint import file_digest, load_policy, resolve, save_policy
+from digr.models.cnn import PolicyConfig, PolicyNet, to_tensor
+
+METRICS_NAME = "metrics.jsonl"
+
+
+def init_student(config: PolicyConfig, *, seed: int) -> PolicyNet:
+    """A freshly initialised :class:`PolicyNet` with ``config``; same ``seed``, same weights.
+
+    The global torch generator is forked, so seeding here does not change anyone else's draws.
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return PolicyNet(config)
+
+
+def make_optimizer(params: list[torch.Tensor], config: DistillConfig) -> torch.optim.Optimizer:
+    """The optimizer of Table 3 (Adam or RMSprop with the configured learning rate)."""
+    if config.optimizer == "adam":
+        return torch.optim.Adam(params, lr=config.learning_rate)
+    return torch.optim.RMSprop(params, lr=config.learning_rate)
+
+
+class Distiller:
+    """One DIGR update on ``student``: ``L = IGR + alpha * KL`` (eq. 5) with PCGrad.
+
+    Only the actor (trunk and policy head) is trained; the value head plays no part in either
+    objective.
+    """
+
+    def __init__(self, student: PolicyNet, *, config: DistillConfig) -> None:
+        self.student = student
+        self.config = config
+        self.params = [p for name, p in student.named_parameters() if not name.startswith("v.")]
+        self.optimizer = make_optimizer(self.params, config)
+
+    def update(self, obs: torch.Tensor, teacher_probs: torch.Tensor, *, igr_obs: torch.Tensor | None = None,
+               igr_maps: torch.Tensor | None = None) -> dict[str, float]:
+        """One optimizer step; returns the step's metrics by their ``namespace/metric`` names.
+
+        ``obs: (B, C, H, W) float32 in [0, 1]`` distillation states with ``teacher_probs: (B, A)``;
+        ``igr_obs: (B', C, H, W)`` and ``igr_maps: (B', H, W)`` the IGR batch from dataset D
+        (ignored when ``config.use_igr`` is False).
+        """
+        cfg = self.config
+        self.student.train()
+        kl, kl_metrics = distillation_loss(self.student(obs), teacher_probs)
+        # alpha weights the KL gradient before PCGrad, so the projection sees eq. 5's two terms.
+        g_kl = flat_grad(kl, self.params) * cfg.alpha
+        metrics = kl_metrics.as_dict()
+        loss = cfg.alpha * metrics["distill/kl"]
+        if cfg.use_igr:
+            if igr_obs is None or igr_maps is None:
+                raise DigrError("a DIGR update needs an IGR batch (igr_obs, igr_maps)")
+            igr, igr_metrics = igr_loss(self.student, igr_obs, igr_maps, threshold=cfg.threshold)
+            g_igr = flat_grad(igr, self.params)  # double backprop through the input gradient
+            if cfg.pcgrad:
+                g, conflict = pcgrad(g_igr, g_kl)
+            else:
+                g, conflict = g_igr + g_kl, bool(torch.dot(g_igr, g_kl) < 0)
+            metrics.update(igr_metrics.as_dict())
+            loss += igr_metrics.igr
+        else:
+            g, conflict = g_kl, False
+        if cfg.max_grad_norm is not None:
+            norm = g.norm()
+            if norm > cfg.max_grad_norm:
+                g = g * (cfg.max_grad_norm / norm)
+        assign_flat_grad(self.params, g)
+        self.optimizer.step()
+        metrics["distill/loss"] = loss
+        metrics["pcgrad/conflict_frac"] = float(conflict)
+        metrics["distill/grad_norm"] = float(g.norm())
+        return metrics
+
+
+# -- run-folder files ------------------------------------------------------------------------------
+def _atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _dataset_digest(data: SaliencyDataset) -> str:
+    shards = [r.get("sha256") for r in data.manifest["shards"]]
+    return hashlib.sha256(json.dumps(shards).encode()).hexdigest()
+
+
+def _check_run_config(out: Path, info: dict[str, Any]) -> None:
+    """Refuse a run folder made for another teacher, dataset, task or fixed setting."""
+    path = out / "config.json"
+    if not path.exists():
+        return
+    try:
+        have = json.loads(path.read_text())
+    except json.JSONDecodeError:
+        return  # rewritten below; weights/resume state are checked on load
+    diffs = [k for k in ("task", "teacher_sha256", "dataset_sha256", "policy") if have.get(k) != info[k]]
+    old = have.get("distill", {})
+    diffs += [f"distill.{k}" for k, v in info["distill"].items()
+              if k not in RESUMABLE_FIELDS and k in old and old[k] != v]
+    if diffs:
+        raise DigrError(f"{out} holds a student run with other settings ({', '.join(diffs)}); "
+                        "use a new --out folder")
+
+
+def _write_resume(out: Path, student: PolicyNet, optimizer: torch.optim.Optimizer,
+                  state: dict[str, Any]) -> None:
+    """Replace ``out/resume`` with a consistent (weights, optimizer, state) triple, atomically."""
+    tmp = Path(tempfile.mkdtemp(prefix=".resume.", dir=out))
+    try:
+        save_file({k: v.detach().cpu().contiguous() for k, v in student.state_dict().items()},
+                  str(tmp / "student.safetensors"))
+        torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+        (tmp / "state.json").write_text(json.dumps(state, indent=2) + "\n")
+        dest, old = out / "resume", out / ".resume.old"
+        if dest.exists():
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(dest, old)
+            os.replace(tmp, dest)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, dest)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _load_resume(out: Path, student: PolicyNet, optimizer: torch.optim.Optimizer) -> dict[str, Any] | None:
+    dest, old = out / "resume", out / ".resume.old"
+    if not dest.exists() and old.exists():  # killed between the two renames of _write_resume
+        os.replace(old, dest)
+    for stale in out.glob(".resume.*"):
+        if stale.name != ".resume.old":
+            shutil.rmtree(stale, ignore_errors=True)
+    if not (dest / "state.json").exists():
+        return None
+    try:
+        state = json.loads((dest / "state.json").read_text())
+        student.load_state_dict(load_file(str(dest / "student.safetensors")), strict=True)
+        optimizer.load_state_dict(torch.load(dest / "optimizer.pt", weights_only=True))
+    except Exception as exc:  # noqa: BLE001 - any unreadable resume state is one clear error
+        raise DigrError(f"cannot resume from {dest}: {exc}") from None
+    return state
+
+
+def _trim_metrics(path: Path, last_step: int) -> None:
+    """Drop log rows past the checkpoint we resume from (and a row cut short by a kill)."""
+    if not path.exists():
+        return
+    keep = []
+    for line in path.read_text().splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if int(row.get("step", -1)) <= last_step:
+            keep.append(line)
+    _atomic_write_text(path, "".join(f"{line}\n" for line in keep))
+
+
+# -- the training loop -----------------------------------------------------------------------------
+class _Rollouts:
+    """``n_envs`` environments stepped by the student with sampled actions."""
+
+    def __init__(self, task: str, n_envs: int, *, rng: np.random.Generator) -> None:
+        self.spec = get_task(task)
+        self.rng = rng
+        self.envs = [make_env(self.spec) for _ in range(n_envs)]
+        self.obs = [env.reset(seed=int(rng.integers(2**31)))[0] for env in self.envs]
+
+    def step(self, student: PolicyNet, *, generator: torch.Generator) -> torch.Tensor:
+        """One action per env; returns the states acted on: ``(n_envs, C, H, W) uint8``."""
+        raw = np.stack(self.obs)
+        with torch.no_grad():
+            probs = torch.softmax(student(to_tensor(raw, self.spec.obs_shape)), -1)
+        actions = torch.multinomial(probs, 1, generator=generator).squeeze(-1).tolist()
+        for i, (env, a) in enumerate(zip(self.envs, actions)):
+            o, _, term, trunc, _ = env.step(a)
+            if term or trunc:
+                o, _ = env.reset(seed=int(self.rng.integers(2**31)))
+            self.obs[i] = o
+        return torch.from_numpy(raw).permute(0, 3, 1, 2).contiguous()
+
+    def close(self) -> None:
+        for env in self.envs:
+            env.close()
+
+
+def train_student(
+    teacher: str | Path,
+    dataset: str | Path | None,
+    task: str,
+    out: str | Path,
+    config: DistillConfig | None = None,
+    *,
+    show_progress: bool = False,
+) -> dict[str, Any]:
+    """Train (or continue training) a DIGR student of ``teacher`` into the run folder ``out``.
+
+    ``dataset`` is the folder made by :func:`digr.distill.dataset.build_dataset` for this teacher
+    and task (may be None with ``config.use_igr=False``, the distillation-only baseline).
+    ``config`` defaults to the task's Table 3 settings. Returns the final statistics: ``steps``,
+    ``wall_s``, the last log window's ``distill/kl``, ``distill/igr``, ``pcgrad/conflict_frac``,
+    the last ``eval/success_rate`` and ``eval/mean_return``, and ``policy`` (the checkpoint path).
+    """
+    spec = get_task(task)
+    cfg = (config or DistillConfig.for_task(spec)).validate()
+    if not cfg.use_igr and cfg.alpha == 0:
+        raise DigrError("alpha must be > 0 without IGR: the distillation term would have no weight")
+    out = Path(out)
+    teacher_path = resolve(teacher)
+    teacher_net = load_policy(teacher_path, task=spec.name)
+    data: SaliencyDataset | None = None
+    if cfg.use_igr:
+        if dataset is None:
+            raise DigrError("DIGR needs the teacher's saliency dataset (--dataset); "
+                            "use --no-igr for policy distillation only")
+        data = load_dataset(dataset, teacher=teacher_path, task=spec.name, policy=teacher_net)
+    info = {
+        "digr_version": __version__, "task": spec.name, "teacher": str(teacher_path),
+        "teacher_sha256": file_digest(teacher_path),
+        "dataset": str(dataset) if data is not None else None,
+        "dataset_sha256": _dataset_digest(data) if data is not None else None,
+        "policy": teacher_net.config.to_dict(), "distill": cfg.to_dict(),
+    }
+    info = json.loads(json.dumps(info))  # tuples -> lists, as they come back from config.json
+    out.mkdir(parents=True, exist_ok=True)
+    _check_run_config(out, info)
+    _atomic_write_text(out / "config.json", json.dumps(info, indent=2) + "\n")
+    if cfg.torch_threads is not None:
+        torch.set_num_threads(cfg.torch_threads)
+
+    student = init_student(teacher_net.config, seed=cfg.seed)
+    distiller = Distiller(student, config=cfg)
+    state = _load_resume(out, student, distiller.optimizer) or {"step": 0, "wall_s": 0.0, "last": {}}
+    step = int(state["step"])
+    kind = "digr" if cfg.use_igr else "distill-only"
+
+    def checkpoint(last: dict[str, Any], wall: float) -> None:
+        st = {"step": step, "wall_s": round(wall, 3), "last": last}
+        _write_resume(out, student, distiller.optimizer, st)
+        save_policy(student, out / "policy", task=spec.name, meta={
+            "trainer": kind, "steps": step, "seed": cfg.seed, "teacher_sha256": info["teacher_sha256"],
+            "dataset_sha256": info["dataset_sha256"], "distill": info["distill"], "stats": last})
+
+    if step >= cfg.steps:
+        if not (out / "policy").exists():
+            checkpoint(state["last"], state["wall_s"])
+        return {"steps": step, "wall_s": state["wall_s"], **state["last"], "policy": str(out / "policy")}
+
+    _trim_metrics(out / METRICS_NAME, step)
+    # Seeds derived from (seed, step): a resumed run draws fresh, reproducible batches and episodes.
+    ss = np.random.SeedSequence([cfg.seed, step])
+    rng = np.random.default_rng(ss.spawn(1)[0])
+    gen = torch.Generator().manual_seed(int(ss.generate_state(1, np.uint64)[0] % 2**63))
+    rollouts = _Rollouts(spec.name, cfg.n_envs, rng=rng)
+    buffer = StateBuffer(cfg.buffer_size, spec.obs_shape)
+    while len(buffer) < cfg.batch_size:  # refill (or fill) before the first update
+        buffer.add(rollouts.step(student, generator=gen))
+
+    last: dict[str, Any] = dict(state["last"])
+    window: dict[str, list[float]] = defaultdict(list)
+    t0 = time.time()
+    wall = lambda: state["wall_s"] + time.time() - t0  # noqa: E731
+    bar = task_id = None
+    if show_progress:
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+        bar = Progress(TextColumn(f"[bold]{kind}"), BarColumn(),
+                       TextColumn("{task.completed:,}/{task.total:,}"), TextColumn("{task.fields[info]}"),
+                       TimeElapsedColumn(), TimeRemainingColumn())
+        bar.start()
+        task_id = bar.add_task(kind, total=cfg.steps, completed=step, info="")
+    metrics_file = open(out / METRICS_NAME, "a")
+    try:
+        while step < cfg.steps:
+            buffer.add(rollouts.step(student, generator=gen))
+            obs = buffer.sample(cfg.batch_size, generator=gen)
+            with torch.no_grad():
+                teacher_probs = torch.softmax(teacher_net(obs), -1)
+            igr_obs = igr_maps = None
+            if data is not None:
+                idx = torch.randint(len(data), (cfg.batch_size,), generator=gen)
+                igr_obs, igr_maps = data.obs(idx), data.maps[idx]
+            for k, v in distiller.update(obs, teacher_probs, igr_obs=igr_obs, igr_maps=igr_maps).items():
+                window[k].append(v)
+            step += 1
+
+            evaluate = cfg.eval_episodes > 0 and (
+                step == cfg.steps or (cfg.eval_every > 0 and step % cfg.eval_every == 0))
+            if evaluate or step % cfg.log_every == 0 or step == cfg.steps:
+                row: dict[str, Any] = {"step": step}
+                # Window means; a metric undefined on every step of the window is logged as null.
+                row.update({k: float(np.nanmean(v)) if not np.isnan(v).all() else None
+                            for k, v in window.items()})
+                window.clear()
+                if evaluate:
+                    from digr.evaluation.performance import evaluate_policy
+
+                    ev = evaluate_policy(student, spec.name, episodes=cfg.eval_episodes, seed=cfg.eval_seed)
+                    row["eval/success_rate"] = ev["success_rate"]
+                    row["eval/mean_return"] = ev["mean_return"]
+                row["wall_s"] = round(wall(), 3)
+                metrics_file.write(json.dumps(row) + "\n")
+                metrics_file.flush()
+                last.update({k: v for k, v in row.items() if k not in ("step", "wall_s")})
+                if bar is not None:
+                    bar.update(task_id, completed=step, info=_progress_info(last, cfg.use_igr))
+            if step % cfg.checkpoint_every == 0 or step == cfg.steps:
+                checkpoint(last, wall())
+    finally:
+        metrics_file.close()
+        rollouts.close()
+        if bar is not None:
+            bar.stop()
+    return {"steps": step, "wall_s": round(wall(), 3), **last, "policy": str(out / "policy")}
+
+
+def _progress_info(last: dict[str, Any], use_igr: bool) -> str:
+    def fmt(key: str, spec: str) -> str:
+        v = last.get(key)
+        return "-" if v is None else format(v, spec)
+
+    parts = [f"kl {fmt('distill/kl', '.4f')}"]
+    if use_igr:
+        parts += [f"igr {fmt('distill/igr', '.4f')}", f"conflict {fmt('pcgrad/conflict_frac', '.2f')}"]
+    if last.get("eval/success_rate") is not None:
+        parts.append(f"success {last['eval/success_rate']:.2f}")
+    elif "eval/mean_return" in last:
+        parts.append(f"return {last['eval/mean_return']:.2f}")
+    return "  ".join(parts)
+
+
+__all__ = ["Distiller", "train_student", "init_student", "make_optimizer", "METRICS_NAME"]

@@ -1,0 +1,192 @@
+"""The main job: teacher -> saliency dataset -> DIGR and distill-only students -> report.
+
+One folder holds one pipeline run (:data:`LAYOUT`). Every stage writes its output through a
+resumable library call, so rerunning the same command skips finished stages and continues an
+interrupted one where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+from typing import Any, Callable
+
+from digr import __version__
+from digr.errors import DigrError
+
+LAYOUT = {
+    "pipeline.json": "task, preset, seed, teacher path, per-stage wall times",
+    "teacher/": "teacher training run (only when no --teacher is given)",
+    "dataset/": "the teacher's perturbation-saliency dataset (digr dataset)",
+    "digr/": "DIGR student run (digr distill)",
+    "distill-only/": "policy-distillation-only student run (digr distill --no-igr)",
+    "eval/": "cached evaluation results (JSON) used by the report",
+    "report.md": "the report with figures (digr report)",
+}
+"""What a pipeline folder holds."""
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """Budgets of one pipeline run. ``full`` uses the paper's sizes; ``demo`` fits 15 minutes."""
+
+    teacher_timesteps: int | None = None
+    """PPO steps when the teacher is trained here (None: the task's Table 2 value)."""
+    teacher_stop_at_success: float | None = 0.99
+    """Stop teacher training once the running success rate reaches this."""
+    dataset_size: int | None = None
+    """States in the saliency dataset (None: Table 3)."""
+    student_steps: int | None = None
+    """Updates for each student (None: the distill config's default)."""
+    student_eval_every: int | None = None
+    """Updates between the students' success-rate evaluations (None: default)."""
+    student_eval_episodes: int | None = None
+    """Episodes per student evaluation during training (None: default)."""
+    report_states: int | None = None
+    """Saliency-benchmark states in the report (None: the report's default, 10k)."""
+    report_episodes: int | None = None
+    """Episodes for the performance figures (None: the report's default)."""
+    robustness_episodes: int | None = None
+    """Episodes per robustness point (None: the report's default, 50)."""
+    seed: int = 0
+    """Seed of every stage."""
+
+
+PRESETS: dict[str, PipelineConfig] = {
+    "full": PipelineConfig(),
+    "demo": PipelineConfig(dataset_size=256, student_steps=1000, student_eval_every=250,
+                           student_eval_episodes=20, report_states=500, report_episodes=50,
+                           robustness_episodes=10),
+}
+"""Named budgets for ``--preset``."""
+
+
+def _atomic_json(path: Path, obj: Any) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(obj, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+class Pipeline:
+    """A resumable pipeline run in ``out`` (see :data:`LAYOUT`)."""
+
+    def __init__(self, task: str, out: str | Path, *, teacher: str | Path | None = None,
+                 config: PipelineConfig = PRESETS["full"], preset: str = "custom",
+                 log: Callable[[str], None] = print, show_progress: bool = True) -> None:
+        from digr.envs import get_task
+
+        self.spec = get_task(task)
+        self.out = Path(out)
+        self.config = config
+        self.preset = preset
+        self.log = log
+        self.show_progress = show_progress
+        self.state_path = self.out / "pipeline.json"
+        self.state = self._load_state(teacher)
+
+    def _load_state(self, teacher: str | Path | None) -> dict[str, Any]:
+        if self.state_path.exists():
+            try:
+                state = json.loads(self.state_path.read_text())
+            except json.JSONDecodeError as exc:
+                raise DigrError(f"{self.state_path} is corrupt ({exc})") from None
+            if state.get("task") != self.spec.name:
+                raise DigrError(f"{self.out} holds a pipeline for task {state.get('task')!r}, "
+                                f"not {self.spec.name!r}; use another --out")
+            if teacher is not None and Path(state["teacher"]).resolve() != Path(teacher).resolve():
+                raise DigrError(f"{self.out} was made with teacher {state['teacher']}, not {teacher}; "
+                                "use another --out")
+            return state
+        if teacher is not None:
+            from digr.models.checkpoint import load_policy, resolve
+
+            load_policy(teacher, task=self.spec.name)  # fail now, not after an hour
+            teacher_path = str(resolve(teacher))
+        else:
+            teacher_path = str(self.out / "teacher" / "policy")
+        return {"digr_version": __version__, "task": self.spec.name, "preset": self.preset,
+                "config": asdict(self.config), "teacher": teacher_path,
+                "teacher_trained_here": teacher is None, "stages": {}}
+
+    def _save_state(self) -> None:
+        self.out.mkdir(parents=True, exist_ok=True)
+        _atomic_json(self.state_path, self.state)
+
+    def _stage(self, name: str, fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        done = self.state["stages"].get(name)
+        if done and done.get("complete"):
+            self.log(f"[{name}] done already ({done.get('wall_s', 0):.0f} s), skipped")
+            return done
+        self.log(f"[{name}] running")
+        t0 = time.time()
+        result = fn()
+        prev = (done or {}).get("wall_s", 0.0)
+        rec = {"complete": True, "wall_s": round(prev + time.time() - t0, 1), "result": result}
+        self.state["stages"][name] = rec
+        self._save_state()
+        self.log(f"[{name}] finished in {rec['wall_s']:.0f} s")
+        return rec
+
+    # -- stages -------------------------------------------------------------------------------
+    def teacher(self) -> dict[str, Any]:
+        from digr.rl.config import PPOConfig
+        from digr.rl.train import train_teacher
+
+        if not self.state["teacher_trained_here"]:
+            return {"teacher": self.state["teacher"], "trained": False}
+        cfg = PPOConfig.for_task(self.spec, total_timesteps=self.config.teacher_timesteps,
+                                 stop_at_success=self.config.teacher_stop_at_success, seed=self.config.seed)
+        stats = train_teacher(self.spec.name, self.out / "teacher", cfg, show_progress=self.show_progress)
+        return {"teacher": self.state["teacher"], "trained": True, "stats": stats}
+
+    def dataset(self) -> dict[str, Any]:
+        from digr.distill.config import DatasetConfig
+        from digr.distill.dataset import build_dataset
+
+        cfg = DatasetConfig.for_task(self.spec, size=self.config.dataset_size, seed=self.config.seed)
+        manifest = build_dataset(self.state["teacher"], self.spec.name, self.out / "dataset", cfg,
+                                 show_progress=self.show_progress)
+        return {"count": manifest.get("count"), "size": cfg.size}
+
+    def student(self, kind: str) -> dict[str, Any]:
+        from digr.distill.config import DistillConfig
+        from digr.distill.trainer import train_student
+
+        c = self.config
+        cfg = DistillConfig.for_task(
+            self.spec, steps=c.student_steps, eval_every=c.student_eval_every,
+            eval_episodes=c.student_eval_episodes, seed=c.seed,
+            use_igr=(kind == "digr"))
+        dataset = self.out / "dataset" if kind == "digr" else None
+        return train_student(self.state["teacher"], dataset, self.spec.name, self.out / kind, cfg,
+                             show_progress=self.show_progress)
+
+    def report(self) -> dict[str, Any]:
+        from digr.evaluation.report import write_report
+
+        c = self.config
+        kw = {k: v for k, v in dict(states=c.report_states, episodes=c.report_episodes,
+                                    robustness_episodes=c.robustness_episodes, seed=c.seed).items()
+              if v is not None}
+        path = write_report(self.out, **kw)
+        return {"report": str(path)}
+
+    def run(self) -> dict[str, Any]:
+        self._save_state()
+        self._stage("teacher", self.teacher)
+        self._stage("dataset", self.dataset)
+        self._stage("digr", lambda: self.student("digr"))
+        self._stage("distill-only", lambda: self.student("distill-only"))
+        self._stage("report", self.report)
+        return self.state
+
+
+def preset_config(name: str, **overrides: Any) -> PipelineConfig:
+    """The named preset with ``overrides`` (``None`` values ignored)."""
+    if name not in PRESETS:
+        raise DigrError(f"unknown preset {name!r}; choose one of: {', '.join(PRESETS)}")
+    known = {f.name for f in fields(PipelineConfig)}
+    return replace(PRESETS[name], **{k: v for k, v in overrides.items() if v is not None and k in known})

@@ -1,0 +1,134 @@
+"""PNG panels of saliency maps, laid out like the paper's Figures 3 and 10.
+
+One row per state: the state, then one column per method showing the map as a heatmap over a
+dimmed grey copy of the state, with one colour bar for the whole figure (every map is in
+``[0, 1]``). Rendering uses matplotlib's Agg canvas directly (``matplotlib.figure.Figure``), so it
+never touches the global pyplot backend or needs a display. Files are written atomically.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from digr.errors import DigrError
+
+TITLES = {
+    "vanilla": "Vanilla Gradient",
+    "guided_backprop": "Guided Backprop",
+    "gradcam": "Grad-CAM",
+    "integrated_gradients": "Integrated Gradient",
+    "smoothgrad": "Smooth Gradient",
+    "perturbation": "GB Perturbation",
+    "sarfa": "SARFA",
+}
+"""Column titles as the paper names the methods."""
+
+
+def state_image(state: np.ndarray) -> np.ndarray:
+    """``(C, H, W)`` float in ``[0, 1]`` -> something ``imshow`` can draw.
+
+    3 channels (or a multiple of 3: stacked RGB frames) -> the last RGB frame ``(H, W, 3)``;
+    otherwise the last channel (the newest stacked frame) as grey ``(H, W)``.
+    """
+    state = np.asarray(state, dtype=np.float32)
+    if state.ndim != 3:
+        raise DigrError(f"a state must be (C, H, W), got shape {state.shape}")
+    c = state.shape[0]
+    if c % 3 == 0:
+        return np.clip(state[c - 3:].transpose(1, 2, 0), 0.0, 1.0)
+    return np.clip(state[-1], 0.0, 1.0)
+
+
+def _grey(img: np.ndarray) -> np.ndarray:
+    return img.mean(-1) if img.ndim == 3 else img
+
+
+def render_panel(states: np.ndarray, maps: Mapping[str, np.ndarray], *,
+                 row_labels: Sequence[str] | None = None,
+                 title: str | None = None, cmap: str = "jet", alpha: float = 0.55, cell_inches: float = 1.9):
+    """A matplotlib ``Figure``: rows = states ``(N, C, H, W)``, columns = state + each ``(N, H, W)`` map."""
+    from matplotlib import cm, colors
+    from matplotlib.figure import Figure
+
+    states = np.asarray(states)
+    n = states.shape[0]
+    for name, m in maps.items():
+        if np.asarray(m).shape != (n, *states.shape[2:]):
+            raise DigrError(f"maps {name!r} have shape {np.asarray(m).shape}, "
+                            f"expected {(n, *states.shape[2:])}")
+    cols = 1 + len(maps)
+    fig = Figure(figsize=(cell_inches * cols + 0.9, cell_inches * n + (0.5 if title else 0.25)))
+    grid = fig.add_gridspec(n, cols, wspace=0.04, hspace=0.06, left=0.02, right=0.9,
+                            top=0.92 if title else 0.95,
+                            bottom=0.02)
+    norm = colors.Normalize(0.0, 1.0)
+    for r in range(n):
+        img = state_image(states[r])
+        for c in range(cols):
+            ax = fig.add_subplot(grid[r, c])
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if c == 0:
+                ax.imshow(img, cmap=None if img.ndim == 3 else "gray", vmin=0, vmax=1,
+                          interpolation="nearest")
+                if r == 0:
+                    ax.set_title("State", fontsize=9)
+                if row_labels is not None:
+                    ax.set_ylabel(row_labels[r], fontsize=8)
+                continue
+            name = list(maps)[c - 1]
+            ax.imshow(0.6 * _grey(img), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+            ax.imshow(np.asarray(maps[name][r], dtype=np.float32), cmap=cmap, norm=norm, alpha=alpha,
+                      interpolation="nearest")
+            if r == 0:
+                ax.set_title(TITLES.get(name, name), fontsize=9)
+    cax = fig.add_axes([0.915, 0.1, 0.018, 0.8])
+    fig.colorbar(cm.ScalarMappable(norm=norm, cmap=cmap), cax=cax, label="saliency")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return fig
+
+
+def save_panel(path: str | Path, states: np.ndarray, maps: Mapping[str, np.ndarray], *, dpi: int = 100,
+               **kwargs) -> Path:
+    """Render :func:`render_panel` to the PNG ``path`` atomically (temp file, then ``os.replace``)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig = render_panel(states, maps, **kwargs)
+    FigureCanvasAgg(fig)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            fig.savefig(f, format="png", dpi=dpi)
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600 files
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def save_panels(out_dir: str | Path, states: np.ndarray, maps: Mapping[str, np.ndarray], *,
+                rows_per_panel: int = 4, row_labels: Sequence[str] | None = None, title: str | None = None,
+                prefix: str = "panel") -> list[Path]:
+    """Split ``N`` states into PNGs of ``rows_per_panel`` rows: ``out_dir/panel_000.png``, ..."""
+    if rows_per_panel <= 0:
+        raise DigrError(f"rows_per_panel must be > 0, got {rows_per_panel}")
+    paths = []
+    n = len(states)
+    for k, start in enumerate(range(0, n, rows_per_panel)):
+        sl = slice(start, min(start + rows_per_panel, n))
+        paths.append(save_panel(Path(out_dir) / f"{prefix}_{k:03d}.png", states[sl],
+                                {name: m[sl] for name, m in maps.items()},
+                                row_labels=None if row_labels is None else list(row_labels[sl]), title=title))
+    return paths
+
+
+__all__ = ["render_panel", "save_panel", "save_panels", "state_image", "TITLES"]

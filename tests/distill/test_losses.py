@@ -1,0 +1,76 @@
+import math
+
+import pytest
+import torch
+
+from digr.distill.losses import distillation_loss, igr_loss
+from digr.errors import DigrError
+from digr.saliency.vanilla import vanilla_gradient
+
+
+def test_kl_is_zero_for_identical_policies():
+    logits = torch.randn(5, 4)
+    kl, m = distillation_loss(logits, torch.softmax(logits, -1))
+    assert abs(kl.item()) < 1e-6 and m.kl == pytest.approx(0.0, abs=1e-6) and m.agreement == 1.0
+
+
+def test_kl_matches_hand_computation_and_handles_zero_probabilities():
+    # teacher (1, 0), student uniform over 2 actions: KL = 1 * log(1 / 0.5) = log 2.
+    kl, m = distillation_loss(torch.zeros(1, 2), torch.tensor([[1.0, 0.0]]))
+    assert kl.item() == pytest.approx(math.log(2)) and math.isfinite(m.kl)
+    assert set(m.as_dict()) == {"distill/kl", "distill/agreement"}
+
+
+def test_kl_gradient_flows_to_student_only():
+    logits = torch.zeros(2, 3, requires_grad=True)
+    teacher = torch.tensor([[0.7, 0.2, 0.1], [0.1, 0.1, 0.8]], requires_grad=True)
+    kl, _ = distillation_loss(logits, teacher)
+    kl.backward()
+    # d KL / d logits = (softmax(logits) - p) / B
+    assert torch.allclose(logits.grad, (torch.full((2, 3), 1 / 3) - teacher.detach()) / 2)
+    assert teacher.grad is None
+
+
+def test_kl_rejects_mismatched_shapes():
+    with pytest.raises(DigrError):
+        distillation_loss(torch.zeros(2, 3), torch.ones(2, 4) / 4)
+
+
+def test_igr_is_zero_when_teacher_finds_every_pixel_salient(tiny_policy):
+    obs = torch.rand(3, 3, 16, 16)
+    loss, m = igr_loss(tiny_policy, obs, torch.full((3, 16, 16), 0.5), threshold=0.1)
+    assert loss.item() == 0.0 and m.igr == 0.0 and m.penalised_frac == 0.0
+    assert math.isnan(m.saliency_penalised)
+
+
+def test_igr_is_mean_student_saliency_when_every_pixel_is_penalised(tiny_policy):
+    obs = torch.rand(3, 3, 16, 16)
+    m_g = vanilla_gradient(tiny_policy, obs)
+    maps = torch.full((3, 16, 16), 0.1)  # at the threshold counts as penalised: 1_[0, inf)(0)
+    loss, m = igr_loss(tiny_policy, obs, maps, threshold=0.1)
+    assert loss.item() == pytest.approx(float(m_g.mean()), rel=1e-5)
+    assert m.penalised_frac == 1.0 and m.saliency_penalised == pytest.approx(float(m_g.mean()), rel=1e-5)
+
+
+def test_igr_penalises_only_low_saliency_pixels(tiny_policy):
+    obs = torch.rand(2, 3, 16, 16)
+    m_g = vanilla_gradient(tiny_policy, obs)
+    maps = torch.ones(2, 16, 16)
+    maps[:, :8] = 0.05  # top half unimportant for the teacher
+    loss, m = igr_loss(tiny_policy, obs, maps, threshold=0.1)
+    assert loss.item() == pytest.approx(float(m_g[:, :8].sum() / m_g.numel()), rel=1e-5)
+    assert m.penalised_frac == 0.5
+    assert m.saliency_kept == pytest.approx(float(m_g[:, 8:].mean()), rel=1e-5)
+
+
+def test_igr_is_differentiable_in_the_parameters(tiny_policy):
+    obs = torch.rand(2, 3, 16, 16)
+    loss, _ = igr_loss(tiny_policy, obs, torch.zeros(2, 16, 16), threshold=0.1)
+    grads = torch.autograd.grad(loss, list(tiny_policy.trunk.parameters()))
+    # Double backprop reaches the first conv layer's weights.
+    assert grads[0].abs().sum() > 0 and all(torch.isfinite(g).all() for g in grads)
+
+
+def test_igr_rejects_mismatched_maps(tiny_policy):
+    with pytest.raises(DigrError):
+        igr_loss(tiny_policy, torch.rand(2, 3, 16, 16), torch.zeros(2, 8, 8), threshold=0.1)

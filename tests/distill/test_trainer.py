@@ -1,0 +1,167 @@
+import copy
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from digr.distill import DistillConfig, Distiller, load_dataset, train_student
+from digr.distill.pcgrad import flat_grad, pcgrad
+from digr.distill.losses import distillation_loss, igr_loss
+from digr.distill.trainer import init_student
+from digr.errors import DigrError
+from digr.models import load_policy
+from digr.models.checkpoint import read_config
+
+TASK = "red-fetch-green"
+
+
+def tiny(**kw):
+    base = dict(steps=4, batch_size=4, n_envs=2, buffer_size=16, eval_every=2, eval_episodes=2,
+                checkpoint_every=2, log_every=1, torch_threads=None)
+    return DistillConfig(**{**base, **kw}).validate()
+
+
+def _rows(out):
+    return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_update_applies_pcgrad_of_igr_and_weighted_kl(teacher_ckpt, tiny_dataset):
+    teacher = load_policy(teacher_ckpt)
+    ds = load_dataset(tiny_dataset)
+    cfg = tiny(alpha=0.5)
+    student = init_student(teacher.config, seed=3)
+    obs = torch.rand(4, 3, 64, 64)
+    with torch.no_grad():
+        probs = torch.softmax(teacher(obs), -1)
+    # The expected gradient, computed independently on a copy.
+    ref = copy.deepcopy(student)
+    params = [p for n, p in ref.named_parameters() if not n.startswith("v.")]
+    g_kl = flat_grad(distillation_loss(ref(obs), probs)[0], params) * 0.5
+    g_igr = flat_grad(igr_loss(ref, ds.obs(slice(0, 4)), ds.maps[:4], threshold=0.1)[0], params)
+    want, conflict = pcgrad(g_igr, g_kl)
+
+    d = Distiller(student, config=cfg)
+    metrics = d.update(obs, probs, igr_obs=ds.obs(slice(0, 4)), igr_maps=ds.maps[:4])
+    got = torch.cat([p.grad.reshape(-1) for p in d.params])
+    assert torch.allclose(got, want, atol=1e-6)
+    assert metrics["pcgrad/conflict_frac"] == float(conflict)
+    assert {"distill/kl", "distill/igr", "distill/loss"} <= set(metrics)
+    assert all(p.grad is None for n, p in student.named_parameters() if n.startswith("v."))
+
+
+def test_distillation_updates_reduce_kl(teacher_ckpt):
+    teacher = load_policy(teacher_ckpt)
+    obs = torch.rand(16, 3, 64, 64)
+    with torch.no_grad():
+        probs = torch.softmax(teacher(obs) * 5, -1)  # a confident target
+    d = Distiller(init_student(teacher.config, seed=0), config=tiny(use_igr=False, alpha=1.0))
+    first = d.update(obs, probs)["distill/kl"]
+    for _ in range(30):
+        last = d.update(obs, probs)["distill/kl"]
+    assert last < 0.5 * first
+
+
+def test_same_seed_same_student(teacher_ckpt):
+    cfg = load_policy(teacher_ckpt).config
+    a, b, c = init_student(cfg, seed=1), init_student(cfg, seed=1), init_student(cfg, seed=2)
+    x = torch.rand(1, 3, 64, 64)
+    assert torch.equal(a(x), b(x)) and not torch.equal(a(x), c(x))
+
+
+def test_train_student_end_to_end_and_resume(tmp_path, teacher_ckpt, tiny_dataset):
+    out = tmp_path / "run"
+    stats = train_student(teacher_ckpt, tiny_dataset, TASK, out, tiny(steps=4))
+    assert stats["steps"] == 4 and 0.0 <= stats["eval/success_rate"] <= 1.0
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["distill"]["alpha"] == 0.01 and cfg["distill"]["learning_rate"] == 1e-3  # Table 3 defaults
+    assert cfg["teacher_sha256"] and cfg["dataset_sha256"]
+    rows = _rows(out)
+    assert [r["step"] for r in rows] == [1, 2, 3, 4]
+    assert {"distill/kl", "distill/igr", "pcgrad/conflict_frac", "wall_s"} <= set(rows[0])
+    assert "eval/success_rate" in rows[1] and "eval/success_rate" not in rows[0]
+    assert read_config(out / "policy")["meta"]["steps"] == 4
+    first = load_policy(out, task=TASK)
+
+    stats = train_student(teacher_ckpt, tiny_dataset, TASK, out, tiny(steps=7))  # continues from 4
+    assert stats["steps"] == 7
+    assert [r["step"] for r in _rows(out)] == [1, 2, 3, 4, 5, 6, 7]
+    assert read_config(out / "policy")["meta"]["steps"] == 7
+    opt = torch.load(out / "resume" / "optimizer.pt", weights_only=True)
+    assert int(opt["state"][0]["step"]) == 7, "the optimizer state was resumed, not restarted"
+    x = torch.rand(1, 3, 64, 64)
+    assert not torch.equal(first(x), load_policy(out)(x))
+
+    again = train_student(teacher_ckpt, tiny_dataset, TASK, out, tiny(steps=7))  # nothing to do
+    assert again["steps"] == 7 and len(_rows(out)) == 7
+
+
+def test_no_igr_is_distillation_only(tmp_path, teacher_ckpt):
+    out = tmp_path / "run"
+    stats = train_student(teacher_ckpt, None, TASK, out, tiny(use_igr=False, steps=2, eval_episodes=0))
+    assert stats["steps"] == 2 and "distill/igr" not in stats
+    assert all(r["pcgrad/conflict_frac"] == 0.0 for r in _rows(out))
+    assert read_config(out / "policy")["meta"]["trainer"] == "distill-only"
+
+
+def test_bad_inputs_are_rejected(tmp_path, teacher_ckpt, other_teacher_ckpt, tiny_dataset):
+    with pytest.raises(DigrError, match="was made from teacher"):
+        train_student(other_teacher_ckpt, tiny_dataset, TASK, tmp_path / "a", tiny())
+    with pytest.raises(DigrError, match="--dataset"):
+        train_student(teacher_ckpt, None, TASK, tmp_path / "b", tiny())
+    train_student(teacher_ckpt, tiny_dataset, TASK, tmp_path / "c", tiny(steps=1, eval_episodes=0))
+    with pytest.raises(DigrError, match="other settings .*alpha"):
+        train_student(teacher_ckpt, tiny_dataset, TASK, tmp_path / "c", tiny(steps=2, alpha=0.5))
+    with pytest.raises(DigrError):
+        tiny(optimizer="sgd")
+    with pytest.raises(DigrError):
+        tiny(threshold=2.0)
+
+
+def test_cli_dataset_then_distill(tmp_path, teacher_ckpt, capsys):
+    from digr.cli.main import main
+
+    ds = tmp_path / "ds"
+    assert main(["dataset", "--teacher", str(teacher_ckpt), "--task", TASK, "--size", "4",
+                 "--shard-size", "2", "--stride", "8", "--workers", "1", "--out", str(ds), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["count"] == 4
+    run = tmp_path / "run"
+    assert main(["distill", "--teacher", str(teacher_ckpt), "--dataset", str(ds), "--task", TASK, "--out",
+                 str(run), "--steps", "2", "--batch-size", "4", "--n-envs", "2", "--eval-episodes", "1",
+                 "--alpha", "0.1", "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["steps"] == 2 and res["policy"] == str(run / "policy")
+    assert json.loads((run / "config.json").read_text())["distill"]["alpha"] == 0.1
+    # Bad input is one line on stderr and exit 2.
+    assert main(["distill", "--teacher", str(teacher_ckpt), "--dataset", str(tmp_path), "--task", TASK,
+                 "--out", str(tmp_path / "x"), "--steps", "1"]) == 2
+    assert "digr: error:" in capsys.readouterr().err
+
+
+def test_kill_9_during_training_then_rerun_completes(tmp_path, teacher_ckpt, tiny_dataset):
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "digr.cli.main", "distill", "--teacher", str(teacher_ckpt), "--dataset",
+           str(tiny_dataset), "--task", TASK, "--out", str(out), "--steps", "40", "--batch-size", "4",
+           "--n-envs", "2", "--checkpoint-every", "5", "--log-every", "3", "--eval-episodes", "0", "--threads", "1",
+           "--no-progress"]
+    proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 60
+    while not (out / "resume" / "state.json").exists():
+        assert proc.poll() is None, proc.stderr.read().decode()
+        assert time.time() < deadline, "no checkpoint appeared"
+        time.sleep(0.01)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    resume = out / "resume" if (out / "resume").exists() else out / ".resume.old"  # killed mid-swap
+    killed_at = json.loads((resume / "state.json").read_text())["step"]
+    assert 0 < killed_at < 40
+    from digr.cli.main import main
+
+    assert main(cmd[3:]) == 0  # the rerun, in this process to save a second interpreter start
+    steps = [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [*range(3, 40, 3), 40], "one row per logged step: no duplicates, no gaps"
+    assert read_config(out / "policy")["meta"]["steps"] == 40

@@ -1,0 +1,175 @@
+"""``digr report``: pipeline layout, cache, Table 1 rendering, and a smoke run on tiny checkpoints."""
+
+import json
+import re
+import sys
+
+import pytest
+import torch
+
+import digr.evaluation
+from digr.cli.main import main
+from digr.errors import DigrError
+from digr.evaluation.report import (
+    JsonCache,
+    ReportConfig,
+    load_pipeline,
+    read_metrics,
+    report_command,
+    training_curve,
+    write_report,
+)
+from digr.evaluation.table1 import PAPER_TABLE1, RowSpec, Table1Row, render_table1, write_table1
+from digr.models import PolicyConfig, PolicyNet, save_policy
+
+TASK = "red-fetch-green"
+TINY_RFG = PolicyConfig(obs_shape=(3, 64, 64), n_actions=4, convs=((4, 8, 8, 0), (8, 3, 1, 1)), hidden=16)
+QUICK = ["--states", "3", "--episodes", "2", "--robustness-episodes", "1", "--eps", "0", "8/255",
+         "--attacks", "fgsm", "--repeats", "2", "--max-seconds", "0.05", "--panel-states", "2",
+         "--gif-frames", "6", "--setting", "perturbation.stride=8", "--setting", "sarfa.stride=8", "--quiet"]
+
+
+def fake_pipeline(root, *, students=True):
+    """Randomly initialised tiny teacher/students in the documented layout, with trainer-style logs."""
+    for i, role in enumerate(["teacher", "digr", "distill-only"] if students else ["teacher"]):
+        torch.manual_seed(i)
+        save_policy(PolicyNet(TINY_RFG), root / role / "policy", task=TASK)
+        if role != "teacher":
+            rows = [{"step": s, "distill/kl": 0.5 / s, "wall_s": s} for s in (10, 20, 30)]
+            rows[1].update({"eval/success_rate": 0.25, "eval/mean_return": 0.1})
+            rows[2].update({"eval/success_rate": 0.5, "eval/mean_return": 0.3})
+            text = "".join(json.dumps(r) + "\n" for r in rows) + '{"step": 4'  # last line cut by a kill
+            (root / role / "metrics.jsonl").write_text(text)
+    return root
+
+
+def test_report_smoke_and_cache(tmp_path, capsys):
+    d = fake_pipeline(tmp_path / "pipe")
+    assert main(["report", str(d), *QUICK, "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    text = (d / "report.md").read_text()
+    for section in ("table1", "timing", "performance", "robustness", "panels", "gif"):
+        assert summary["sections"][section] == "written", section
+    for f in ("timing.png", "performance.png", "robustness.png", "saliency_panels.png", "digr_episode.gif"):
+        assert (d / "figures" / f).stat().st_size > 0
+        if f != "digr_episode.gif":
+            assert f"figures/{f}" in text
+    assert (d / "table1.md").exists() and "86.11" in text and "distill-only VG" in text
+    assert len(summary["table1"]) == 9
+
+    # every table sits under a fenced block holding the digr command(s) that print its numbers
+    lines = text.splitlines()
+    tables = [i for i, line in enumerate(lines) if line.startswith("|---")]
+    assert len(tables) >= 5
+    headings = [j for j, line in enumerate(lines) if line.startswith(("## ", "### "))]
+    for i in tables:
+        if "| Role | Checkpoint" in lines[i - 1]:
+            continue  # the provenance table: paths and digests, not measurements
+        block = "\n".join(lines[max(j for j in headings if j < i):i])  # from the table's own heading
+        assert re.search(r"```sh\n(.*\n)*?.*digr (evaluate|report) ", block), lines[i - 1]
+    assert "digr evaluate saliency --policy" in text and "--setting stride=8" in text
+    assert "digr evaluate robustness" in text and '--eps "$EPS"' in text
+
+    # a rerun with the same options reuses every cached result
+    assert main(["report", str(d), *QUICK, "--json"]) == 0
+    again = json.loads(capsys.readouterr().out)
+    assert again["computed"] == [] and len(again["cached"]) == len(summary["computed"])
+    assert again["table1"] == summary["table1"]
+
+
+def test_report_without_robustness_module_or_students(tmp_path, monkeypatch):
+    d = fake_pipeline(tmp_path / "pipe", students=False)
+    monkeypatch.delattr(digr.evaluation, "robustness", raising=False)
+    monkeypatch.setitem(sys.modules, "digr.evaluation.robustness", None)  # import now fails
+    cfg = ReportConfig(states=2, episodes=1, sections=("robustness", "gif", "performance"))
+    summary = write_report(d, cfg)
+    assert summary["sections"]["robustness"].startswith("skipped")
+    assert summary["sections"]["gif"].startswith("skipped")
+    text = (d / "report.md").read_text()
+    assert "*Skipped: digr.evaluation.robustness is not available" in text
+    assert "No training curve" in text
+
+
+def test_load_pipeline_paths_and_errors(tmp_path):
+    d = tmp_path / "pipe"
+    with pytest.raises(DigrError, match="not found"):
+        load_pipeline(d)
+    d.mkdir()
+    with pytest.raises(DigrError, match="no teacher"):
+        load_pipeline(d)
+    save_policy(PolicyNet(TINY_RFG), tmp_path / "elsewhere" / "policy", task=TASK)
+    save_policy(PolicyNet(TINY_RFG), d / "digr" / "policy", task=TASK)
+    (d / "pipeline.json").write_text(json.dumps({"teacher": "../elsewhere"}))
+    p = load_pipeline(d)
+    assert p.teacher == d / "../elsewhere" / "policy" and p.digr == d / "digr" / "policy"
+    assert p.distill_only is None and p.task == TASK and p.run_dir("digr") == d / "digr"
+    (d / "pipeline.json").write_text(json.dumps({"teacher": "nope"}))
+    with pytest.raises(DigrError, match="not a digr checkpoint"):
+        load_pipeline(d)
+    (d / "pipeline.json").write_text("{")
+    with pytest.raises(DigrError, match="not valid JSON"):
+        load_pipeline(d)
+
+
+def test_json_cache_keys_and_files(tmp_path):
+    cache = JsonCache(tmp_path / "eval")
+    calls = []
+
+    def compute(v):
+        calls.append(v)
+        return {"v": v}
+
+    assert cache("x", {"a": (1, 2)}, lambda: compute(1)) == {"v": 1}
+    assert cache("x", {"a": [1, 2]}, lambda: compute(2)) == {"v": 1}  # same key after JSON round trip
+    assert cache("x", {"a": [1, 3]}, lambda: compute(3)) == {"v": 3}  # new key: recomputed, replaced
+    assert cache("x", {"a": [1, 3]}, lambda: compute(4), files=[tmp_path / "missing.png"]) == {"v": 4}
+    assert calls == [1, 3, 4]
+    assert json.loads((tmp_path / "eval" / "x.json").read_text())["key"] == {"a": [1, 3]}
+    assert not [p for p in (tmp_path / "eval").iterdir() if p.name.startswith(".")]  # no temp files left
+
+
+def test_metrics_log_and_curve(tmp_path):
+    d = fake_pipeline(tmp_path / "pipe")
+    rows = read_metrics(d / "digr" / "metrics.jsonl")
+    assert [r["step"] for r in rows] == [10, 20, 30]  # the line cut short is skipped
+    assert training_curve(rows) == ([20, 30], [0.25, 0.5])
+    assert training_curve(rows, "mean_return") == ([20, 30], [0.1, 0.3])
+    assert read_metrics(tmp_path / "none.jsonl") == []
+
+
+def test_render_table1_paper_numbers_and_commands(tmp_path):
+    rows = []
+    for i, p in enumerate(PAPER_TABLE1):
+        spec = RowSpec(p.label, tmp_path / p.policy, p.method, p)
+        rows.append(Table1Row(spec, {"important": 10.0 + i, "unimportant": 1.5, "auc": 0.9, "states": 7,
+                                     "auc_error_bound": 1e-6}, f"digr evaluate saliency --method {p.method}"))
+    rows.append(Table1Row(RowSpec("FLS VG", tmp_path / "fls", "vanilla"),
+                          {"important": 1.0, "unimportant": 2.0, "auc": 0.5, "states": 7}, "digr evaluate x"))
+    text = render_table1(rows)
+    for p in PAPER_TABLE1:
+        assert f"| {p.label} |" in text and f"{p.important:.2f}" in text and f"{p.auc:.3f}" in text
+    assert "| FLS VG |" in text and "— |" in text  # an extra row without paper numbers
+    assert text.index("```sh") < text.index("| Row |")  # commands above the table
+    path = write_table1(rows, tmp_path / "results" / "table1.md")
+    assert path.read_text() == text
+
+
+def test_report_command_round_trips_options(tmp_path):
+    cfg = ReportConfig(states=5, eps=(0.0, 8 / 255), attacks=("pgd",),
+                       settings={"perturbation": {"stride": 2}})
+    cmd = report_command(tmp_path, cfg)
+    assert "--states 5" in cmd and "--eps 0 8/255" in cmd and "--setting perturbation.stride=2" in cmd
+    assert "--episodes" not in cmd  # defaults are left out
+
+
+def test_gif_episode_is_episode_zero_of_evaluate_policy():
+    # the report quotes `digr evaluate performance --episodes 1 --seed S` for the GIF's episode
+    from digr.evaluation.performance import evaluate_policy
+    from digr.evaluation.report import _episode_frames
+
+    torch.manual_seed(3)
+    student = PolicyNet(TINY_RFG).eval()
+    frames, stats = _episode_frames(student, TASK, seed=5, max_frames=4)
+    ref = evaluate_policy(student, TASK, episodes=1, seed=5)
+    assert stats["return"] == ref["mean_return"] and stats["length"] == ref["mean_length"]
+    assert len(frames) == 4 and frames[0].shape == (256, 256, 3) and frames[0].dtype.name == "uint8"

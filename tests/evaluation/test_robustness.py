@@ -1,0 +1,114 @@
+"""Robustness evaluation on Red-Fetch-Green with tiny untrained policies (fast)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from digr.cli.main import main
+from digr.errors import DigrError
+from digr.evaluation.performance import evaluate_policy
+from digr.evaluation.robustness import DEFAULT_EPS, evaluate_robustness, robustness_sweep
+from digr.models import PolicyConfig, PolicyNet, save_policy
+
+TASK = "red-fetch-green"
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    # Tiny batches: extra intra-op threads only add contention on a busy machine.
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def tiny_rfg_policy(seed: int = 0, *, head_gain: float = 1.0) -> PolicyNet:
+    torch.manual_seed(seed)
+    policy = PolicyNet(PolicyConfig(obs_shape=(3, 64, 64), n_actions=4, convs=((4, 8, 8, 0),), hidden=8))
+    with torch.no_grad():
+        policy.pi.weight.mul_(head_gain)
+    return policy.eval()
+
+
+def test_default_eps_sweep_is_in_pixel_steps():
+    assert DEFAULT_EPS[0] == 0.0
+    assert [round(e * 255) for e in DEFAULT_EPS] == [0, 1, 2, 4, 8, 16]
+
+
+def test_evaluate_robustness_result_and_determinism():
+    policy = tiny_rfg_policy(0)
+    kw = dict(attack="PGD", eps=8 / 255, episodes=2, seed=3, steps=2)
+    a = evaluate_robustness(policy, TASK, **kw)
+    for key in ("success_rate", "mean_return", "std_return", "episodes", "attack", "eps",
+                "action_flip_rate"):
+        assert key in a
+    assert a["attack"] == "pgd" and a["eps"] == pytest.approx(8 / 255) and a["episodes"] == 2
+    assert 0.0 <= a["success_rate"] <= 1.0 and 0.0 <= a["action_flip_rate"] <= 1.0
+    assert a["attack_settings"] == {"steps": 2}
+    assert evaluate_robustness(policy, TASK, **kw) == a
+    assert all(p.grad is None for p in policy.parameters())
+
+
+def test_eps_zero_is_the_clean_evaluation():
+    policy = tiny_rfg_policy(1)
+    clean = evaluate_policy(policy, TASK, episodes=2, seed=5)
+    attacked = evaluate_robustness(policy, TASK, attack="fgsm", eps=0.0, episodes=2, seed=5)
+    assert {k: attacked[k] for k in clean} == clean
+    assert attacked["action_flip_rate"] == 0.0
+
+
+def test_policy_acts_on_the_attacked_observation():
+    # A confident head and a large eps: FGSM flips the greedy action on a good share of steps.
+    policy = tiny_rfg_policy(2, head_gain=50.0)
+    r = evaluate_robustness(policy, TASK, attack="fgsm", eps=0.25, episodes=2, seed=0)
+    assert r["action_flip_rate"] > 0.0
+
+
+def test_sweep_rows():
+    policy = tiny_rfg_policy(3)
+    rows = robustness_sweep(policy, TASK, attacks=("pgd", "mi_fgsm"), eps_values=(0.0, 4 / 255),
+                            episodes=1, seed=0, steps=2)
+    assert [(r["attack"], round(r["eps"] * 255)) for r in rows] == [
+        ("pgd", 0), ("pgd", 4), ("mi-fgsm", 0), ("mi-fgsm", 4)]
+    # eps = 0 is the clean policy whatever the attack.
+    strip = lambda r: {k: v for k, v in r.items() if k != "attack"}  # noqa: E731
+    assert strip(rows[0]) == strip(rows[2])
+
+
+def test_bad_input():
+    policy = tiny_rfg_policy(0)
+    with pytest.raises(DigrError, match="unknown attack"):
+        evaluate_robustness(policy, TASK, attack="deepfool", eps=0.01, episodes=1)
+    for eps in (-0.01, 1.01):
+        with pytest.raises(DigrError, match="eps"):
+            evaluate_robustness(policy, TASK, attack="fgsm", eps=eps, episodes=1)
+    with pytest.raises(DigrError, match="episodes"):
+        evaluate_robustness(policy, TASK, attack="fgsm", eps=0.01, episodes=0)
+
+
+def test_cli_json(tmp_path, capsys):
+    ckpt = save_policy(tiny_rfg_policy(4), tmp_path / "policy", task=TASK)
+    rc = main(["evaluate", "robustness", "--policy", str(ckpt), "--task", TASK, "--attack", "mad",
+               "--eps", "4/255", "--episodes", "1", "--seed", "2", "--steps", "2", "--json"])
+    assert rc == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["attack"] == "mad" and out["eps"] == pytest.approx(4 / 255) and out["episodes"] == 1
+    assert 0.0 <= out["success_rate"] <= 1.0 and isinstance(out["mean_return"], float)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--attack", "nope", "--eps", "0.01"], "unknown attack"),
+    (["--attack", "fgsm", "--eps=-0.01"], "eps"),
+    (["--attack", "fgsm", "--eps", "2"], "eps"),
+    (["--attack", "fgsm", "--eps", "0.01", "--steps", "3"], "takes no setting"),
+])
+def test_cli_errors(tmp_path, capsys, args, message):
+    ckpt = save_policy(tiny_rfg_policy(0), tmp_path / "policy", task=TASK)
+    rc = main(["evaluate", "robustness", "--policy", str(ckpt), "--task", TASK, "--episodes", "1",
+               *args])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert err.startswith("digr: error:") and message in err
