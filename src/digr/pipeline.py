@@ -96,7 +96,9 @@ class Pipeline:
             if state.get("task") != self.spec.name:
                 raise DigrError(f"{self.out} holds a pipeline for task {state.get('task')!r}, "
                                 f"not {self.spec.name!r}; use another --out")
-            if teacher is not None and Path(state["teacher"]).resolve() != Path(teacher).resolve():
+            from digr.models.checkpoint import resolve
+
+            if teacher is not None and Path(state["teacher"]).resolve() != resolve(teacher).resolve():
                 raise DigrError(f"{self.out} was made with teacher {state['teacher']}, not {teacher}; "
                                 "use another --out")
             return state
@@ -104,12 +106,17 @@ class Pipeline:
             from digr.models.checkpoint import load_policy, resolve
 
             load_policy(teacher, task=self.spec.name)  # fail now, not after an hour
-            teacher_path = str(resolve(teacher))
+            teacher_path = str(resolve(teacher).resolve())  # absolute: pipeline.json paths are DIR-relative
         else:
-            teacher_path = str(self.out / "teacher" / "policy")
+            teacher_path = "teacher"
         return {"digr_version": __version__, "task": self.spec.name, "preset": self.preset,
                 "config": asdict(self.config), "teacher": teacher_path,
                 "teacher_trained_here": teacher is None, "stages": {}}
+
+    @property
+    def teacher_path(self) -> Path:
+        """The teacher checkpoint (``pipeline.json`` stores it relative to the folder or absolute)."""
+        return self.out / self.state["teacher"]  # an absolute path stays absolute
 
     def _save_state(self) -> None:
         self.out.mkdir(parents=True, exist_ok=True)
@@ -136,18 +143,18 @@ class Pipeline:
         from digr.rl.train import train_teacher
 
         if not self.state["teacher_trained_here"]:
-            return {"teacher": self.state["teacher"], "trained": False}
+            return {"teacher": str(self.teacher_path), "trained": False}
         cfg = PPOConfig.for_task(self.spec, total_timesteps=self.config.teacher_timesteps,
                                  stop_at_success=self.config.teacher_stop_at_success, seed=self.config.seed)
         stats = train_teacher(self.spec.name, self.out / "teacher", cfg, show_progress=self.show_progress)
-        return {"teacher": self.state["teacher"], "trained": True, "stats": stats}
+        return {"teacher": str(self.teacher_path), "trained": True, "stats": stats}
 
     def dataset(self) -> dict[str, Any]:
         from digr.distill.config import DatasetConfig
         from digr.distill.dataset import build_dataset
 
         cfg = DatasetConfig.for_task(self.spec, size=self.config.dataset_size, seed=self.config.seed)
-        manifest = build_dataset(self.state["teacher"], self.spec.name, self.out / "dataset", cfg,
+        manifest = build_dataset(self.teacher_path, self.spec.name, self.out / "dataset", cfg,
                                  show_progress=self.show_progress)
         return {"count": manifest.get("count"), "size": cfg.size}
 
@@ -161,18 +168,18 @@ class Pipeline:
             eval_episodes=c.student_eval_episodes, seed=c.seed,
             use_igr=(kind == "digr"))
         dataset = self.out / "dataset" if kind == "digr" else None
-        return train_student(self.state["teacher"], dataset, self.spec.name, self.out / kind, cfg,
+        return train_student(self.teacher_path, dataset, self.spec.name, self.out / kind, cfg,
                              show_progress=self.show_progress)
 
     def report(self) -> dict[str, Any]:
-        from digr.evaluation.report import write_report
+        from digr.evaluation.report import ReportConfig, write_report
 
         c = self.config
         kw = {k: v for k, v in dict(states=c.report_states, episodes=c.report_episodes,
                                     robustness_episodes=c.robustness_episodes, seed=c.seed).items()
               if v is not None}
-        path = write_report(self.out, **kw)
-        return {"report": str(path)}
+        summary = write_report(self.out, ReportConfig(**kw), log=self.log)
+        return {"report": str(summary["report"]), "sections": summary.get("sections")}
 
     def run(self) -> dict[str, Any]:
         self._save_state()
