@@ -8,7 +8,6 @@ interrupted one where it stopped.
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any, Callable
 
 from digr import __version__
 from digr.errors import DigrError
+from digr.io import atomic_write_json
 
 LAYOUT = {
     "pipeline.json": "task, preset, seed, teacher path, per-stage wall times",
@@ -51,6 +51,14 @@ class PipelineConfig:
     """Episodes for the performance figures (None: the report's default)."""
     robustness_episodes: int | None = None
     """Episodes per robustness point (None: the report's default, 50)."""
+    robustness_eps: tuple[float, ...] | None = None
+    """Robustness eps sweep (None: the report's default)."""
+    robustness_attacks: tuple[str, ...] | None = None
+    """Attacks in the robustness sweep (None: all four)."""
+    report_sections: tuple[str, ...] | None = None
+    """Report sections to write (None: all)."""
+    threads: int | None = None
+    """torch CPU threads for the report's measurements (None: torch's default)."""
     seed: int = 0
     """Seed of every stage."""
 
@@ -62,12 +70,6 @@ PRESETS: dict[str, PipelineConfig] = {
                            robustness_episodes=10),
 }
 """Named budgets for ``--preset``."""
-
-
-def _atomic_json(path: Path, obj: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2) + "\n")
-    os.replace(tmp, path)
 
 
 class Pipeline:
@@ -120,7 +122,7 @@ class Pipeline:
 
     def _save_state(self) -> None:
         self.out.mkdir(parents=True, exist_ok=True)
-        _atomic_json(self.state_path, self.state)
+        atomic_write_json(self.state_path, self.state)
 
     def _stage(self, name: str, fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
         done = self.state["stages"].get(name)
@@ -176,7 +178,9 @@ class Pipeline:
 
         c = self.config
         kw = {k: v for k, v in dict(states=c.report_states, episodes=c.report_episodes,
-                                    robustness_episodes=c.robustness_episodes, seed=c.seed).items()
+                                    robustness_episodes=c.robustness_episodes, eps=c.robustness_eps,
+                                    attacks=c.robustness_attacks, sections=c.report_sections,
+                                    threads=c.threads, seed=c.seed).items()
               if v is not None}
         summary = write_report(self.out, ReportConfig(**kw), log=self.log)
         return {"report": str(summary["report"]), "sections": summary.get("sections")}

@@ -84,39 +84,6 @@ def collect_states(policy, spec, n: int, *, seed: int):
     return np.stack(raw), np.asarray(actions, dtype=np.int64)
 
 
-def _atomic_npz(path, arrays) -> None:
-    import os
-    import tempfile
-
-    import numpy as np
-
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez_compressed(f, **arrays)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600 files
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def _atomic_json(path, obj) -> None:
-    import json
-    import os
-    import tempfile
-
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(json.dumps(obj, indent=2) + "\n")
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600 files
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def run(args: argparse.Namespace) -> int:
     import time
     from pathlib import Path
@@ -126,6 +93,7 @@ def run(args: argparse.Namespace) -> int:
 
     from digr.envs import get_task
     from digr.errors import DigrError
+    from digr.io import atomic_write, atomic_write_json
     from digr.models import load_policy, to_tensor
     from digr.models.checkpoint import file_digest, resolve
     from digr.saliency import get_method
@@ -168,7 +136,12 @@ def run(args: argparse.Namespace) -> int:
     arrays = {"states": raw, "actions": actions, "methods": np.asarray(methods, dtype=np.str_)}
     arrays.update(maps)
     npz = out / "saliency.npz"
-    _atomic_npz(npz, arrays)
+
+    def write_npz(tmp: Path) -> None:
+        with open(tmp, "wb") as f:  # an open file: np.savez* would add ".npz" to the temp name
+            np.savez_compressed(f, **arrays)
+
+    atomic_write(npz, write_npz)
     panels = save_panels(out / "panels", to_tensor(raw, spec.obs_shape).numpy(), maps,
                          rows_per_panel=args.rows_per_panel,
                          row_labels=[f"state {i}, action {a}" for i, a in enumerate(actions.tolist())],
@@ -183,7 +156,7 @@ def run(args: argparse.Namespace) -> int:
         "npz": npz.name,
         "panels": [str(p.relative_to(out)) for p in panels],
     }
-    _atomic_json(out / "saliency.json", meta)
+    atomic_write_json(out / "saliency.json", meta)
     summary = {"task": spec.name, "states": int(len(raw)), "out": str(out), "npz": str(npz),
                "panels": len(panels)}
     summary.update({f"ms_per_map/{k}": v["ms_per_map"] for k, v in info.items()})

@@ -40,6 +40,7 @@ from digr import __version__
 from digr.distill.config import DatasetConfig
 from digr.envs import get_task, make_env
 from digr.errors import DigrError
+from digr.io import atomic_write, atomic_write_json
 from digr.models.checkpoint import file_digest, load_policy, resolve
 from digr.models.cnn import PolicyNet, to_tensor
 
@@ -81,12 +82,6 @@ class SaliencyDataset:
 
 
 # -- small file helpers ----------------------------------------------------------------------------
-def _atomic_write_json(path: Path, obj: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(obj, indent=2) + "\n")
-    os.replace(tmp, path)
-
-
 def _sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -176,12 +171,14 @@ def _make_shard(job: dict[str, Any]) -> dict[str, Any]:
     maps_np = np.clip(maps_np, 0.0, 1.0).astype(np.float32)
     out = Path(job["out"])
     name = shard_name(job["index"])
-    tmp = out / f".{name}.tmp-{os.getpid()}"
-    with open(tmp, "wb") as f:
-        np.savez_compressed(f, states=states, maps=maps_np, probs=probs)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, out / name)
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as f:  # an open file: np.savez* would add ".npz" to the temp name
+            np.savez_compressed(f, states=states, maps=maps_np, probs=probs)
+            f.flush()
+            os.fsync(f.fileno())
+
+    atomic_write(out / name, write)
     return {"index": job["index"], "file": name, "count": int(len(states)), "sha256": _sha256(out / name)}
 
 
@@ -259,8 +256,8 @@ def build_dataset(
             "dtypes": {"states": "uint8", "maps": "float32", "probs": "float32"},
             "count": 0, "complete": False, "shards": [],
         }
-        _atomic_write_json(manifest_path, manifest)
-    for stale in out.glob(".shard-*.tmp-*"):  # temp files of a killed run
+        atomic_write_json(manifest_path, manifest)
+    for stale in out.glob(".shard-*.tmp*"):  # temp files of a killed run
         stale.unlink(missing_ok=True)
 
     plan = shard_plan(config.size, config.shard_size)
@@ -271,7 +268,7 @@ def build_dataset(
         manifest["shards"] = [records[i] for i in sorted(records)]
         manifest["count"] = int(sum(r["count"] for r in manifest["shards"]))
         manifest["complete"] = len(records) == len(plan)
-        _atomic_write_json(manifest_path, manifest)
+        atomic_write_json(manifest_path, manifest)
 
     # A shard renamed into place just before a kill may be missing from the manifest: adopt it.
     for i, n in plan:

@@ -28,7 +28,6 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -46,6 +45,7 @@ from digr.distill.losses import distillation_loss, igr_loss
 from digr.distill.pcgrad import assign_flat_grad, flat_grad, pcgrad
 from digr.envs import get_task, make_env
 from digr.errors import DigrError
+from digr.io import atomic_dir, atomic_write_json, atomic_write_text
 from digr.models.checkpoint import file_digest, load_policy, resolve, save_policy
 from digr.models.cnn import PolicyConfig, PolicyNet, to_tensor
 
@@ -123,12 +123,6 @@ class Distiller:
 
 
 # -- run-folder files ------------------------------------------------------------------------------
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def _dataset_digest(data: SaliencyDataset) -> str:
     shards = [r.get("sha256") for r in data.manifest["shards"]]
     return hashlib.sha256(json.dumps(shards).encode()).hexdigest()
@@ -155,22 +149,11 @@ def _check_run_config(out: Path, info: dict[str, Any]) -> None:
 def _write_resume(out: Path, student: PolicyNet, optimizer: torch.optim.Optimizer,
                   state: dict[str, Any]) -> None:
     """Replace ``out/resume`` with a consistent (weights, optimizer, state) triple, atomically."""
-    tmp = Path(tempfile.mkdtemp(prefix=".resume.", dir=out))
-    try:
+    with atomic_dir(out / "resume") as tmp:  # an old folder is kept as .resume.old until the swap
         save_file({k: v.detach().cpu().contiguous() for k, v in student.state_dict().items()},
                   str(tmp / "student.safetensors"))
         torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
         (tmp / "state.json").write_text(json.dumps(state, indent=2) + "\n")
-        dest, old = out / "resume", out / ".resume.old"
-        if dest.exists():
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(dest, old)
-            os.replace(tmp, dest)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, dest)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _load_resume(out: Path, student: PolicyNet, optimizer: torch.optim.Optimizer) -> dict[str, Any] | None:
@@ -203,7 +186,7 @@ def _trim_metrics(path: Path, last_step: int) -> None:
             continue
         if int(row.get("step", -1)) <= last_step:
             keep.append(line)
-    _atomic_write_text(path, "".join(f"{line}\n" for line in keep))
+    atomic_write_text(path, "".join(f"{line}\n" for line in keep))
 
 
 # -- the training loop -----------------------------------------------------------------------------
@@ -274,7 +257,7 @@ def train_student(
     info = json.loads(json.dumps(info))  # tuples -> lists, as they come back from config.json
     out.mkdir(parents=True, exist_ok=True)
     _check_run_config(out, info)
-    _atomic_write_text(out / "config.json", json.dumps(info, indent=2) + "\n")
+    atomic_write_json(out / "config.json", info)
     if cfg.torch_threads is not None:
         torch.set_num_threads(cfg.torch_threads)
 

@@ -8,11 +8,12 @@ renamed into place.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
+
+from digr.io import atomic_write
 
 GRADIENT_COLOR = "#d62728"
 """Red: gradient-based methods (paper Figure 1b)."""
@@ -43,10 +44,8 @@ def _figure(width: float, height: float):
 def _save(fig, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
-    fig.savefig(tmp, format=path.suffix.lstrip(".") or "png", bbox_inches="tight")
-    os.replace(tmp, path)
-    return path
+    return atomic_write(path, lambda tmp: fig.savefig(tmp, format=path.suffix.lstrip(".") or "png",
+                                                      bbox_inches="tight"))
 
 
 def timing_chart(timing: Mapping[str, Any], path: str | Path) -> Path:
@@ -198,11 +197,10 @@ def write_gif(frames: Sequence[np.ndarray], path: str | Path, *, fps: float = 5.
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}.gif")
+    stack = np.stack(list(frames))
     # pillow's GIF writer takes the frame duration in milliseconds
-    iio.imwrite(tmp, np.stack(list(frames)), extension=".gif", duration=int(round(1000.0 / fps)), loop=0)
-    os.replace(tmp, path)
-    return path
+    return atomic_write(path, lambda tmp: iio.imwrite(tmp, stack, extension=".gif",
+                                                      duration=int(round(1000.0 / fps)), loop=0))
 
 
 __all__ = ["timing_chart", "robustness_chart", "performance_chart", "saliency_panels", "overlay",

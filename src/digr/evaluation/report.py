@@ -15,7 +15,6 @@ checkpoint or option recomputes only what it affects. Every number in ``report.m
 from __future__ import annotations
 
 import json
-import os
 import platform
 import shlex
 import time
@@ -27,6 +26,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from digr.errors import DigrError
+from digr.io import atomic_write_text  # noqa: F401 - also re-exported here for older imports
 
 PIPELINE_JSON = "pipeline.json"
 ROLES = ("teacher", "digr", "distill-only")
@@ -134,13 +134,6 @@ def load_pipeline(directory: str | Path) -> Pipeline:
 
 
 # --------------------------------------------------------------------------------------------- cache
-def atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 class JsonCache:
     """Results cached as ``DIR/eval/NAME.json`` = ``{"key": ..., "result": ...}``.
 
@@ -171,6 +164,7 @@ class JsonCache:
         t0 = time.perf_counter()
         result = json.loads(json.dumps(compute()))
         self.log(f"  {name}: {time.perf_counter() - t0:.1f} s")
+        self.dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(path, json.dumps({"key": key, "result": result,
                                             "seconds": time.perf_counter() - t0}, indent=1) + "\n")
         self.computed.append(name)
@@ -707,6 +701,7 @@ def write_report(directory: str | Path, config: ReportConfig | None = None, *,
     for name in SECTIONS:
         if name in cfg.sections:
             SECTION_WRITERS[name](rep)
+    rep.pipe.dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(rep.pipe.dir / REPORT_NAME, "\n".join(rep.md).rstrip() + "\n")
     rep.summary["cached"] = rep.cache.hits
     rep.summary["computed"] = rep.cache.computed

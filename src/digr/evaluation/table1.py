@@ -11,13 +11,13 @@ saliency`` command that regenerates each row. More rows (e.g. another student) g
 
 from __future__ import annotations
 
-import os
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from digr.evaluation.saliency_benchmark import DEFAULT_BATCH, DEFAULT_STATES
+from digr.io import atomic_write_text
 
 TASK = "red-fetch-green"
 TABLE1_PATH = Path("results") / TASK / "table1.md"
@@ -234,10 +234,7 @@ def write_table1(rows: list[Table1Row], path: str | Path = TABLE1_PATH) -> Path:
     """Write :func:`render_table1` to ``path`` atomically (parents created); returns the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(render_table1(rows))
-    os.replace(tmp, path)
-    return path
+    return atomic_write_text(path, render_table1(rows))
 
 
 __all__ = ["PAPER_TABLE1", "PaperRow", "RowSpec", "Table1Row", "TABLE1_PATH", "default_specs",

@@ -8,9 +8,6 @@ never leaves a half-written checkpoint behind.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +16,7 @@ from safetensors.torch import load_file, save_file
 
 from digr import __version__
 from digr.errors import DigrError
+from digr.io import atomic_dir
 from digr.models.cnn import PolicyConfig, PolicyNet
 
 FORMAT = "digr-policy"
@@ -32,8 +30,7 @@ def save_policy(policy: PolicyNet, path: str | Path, *, task: str, meta: dict[st
     """Write ``policy`` to the folder ``path`` atomically (replacing an existing checkpoint)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-    try:
+    with atomic_dir(path) as tmp:  # an existing checkpoint is kept as .<name>.old until the swap
         config = {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
@@ -45,16 +42,6 @@ def save_policy(policy: PolicyNet, path: str | Path, *, task: str, meta: dict[st
         (tmp / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n")
         state = {k: v.detach().cpu().contiguous() for k, v in policy.state_dict().items()}
         save_file(state, str(tmp / WEIGHTS_NAME), metadata={"format": FORMAT})
-        if path.exists():
-            old = path.with_name(f".{path.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(path, old)
-            os.replace(tmp, path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, path)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return path
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import time
 from collections import deque
 from pathlib import Path
@@ -29,16 +28,11 @@ from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
 
 from digr.envs import get_task, make_env
 from digr.errors import DigrError
+from digr.io import atomic_write, atomic_write_json
 from digr.models.checkpoint import save_policy
 from digr.models.cnn import PolicyConfig
 from digr.rl.config import PPOConfig
 from digr.rl.sb3 import policy_from_sb3, policy_kwargs
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 class _Progress(BaseCallback):
@@ -148,13 +142,12 @@ class TeacherRun:
             if v.data_ptr() not in seen:
                 seen.add(v.data_ptr())
                 uniq[k] = v.clone()
-        save_file(uniq, str(resume / ".policy.safetensors.tmp"))
-        os.replace(resume / ".policy.safetensors.tmp", resume / "policy.safetensors")
-        torch.save(model.policy.optimizer.state_dict(), resume / ".optimizer.pt.tmp")
-        os.replace(resume / ".optimizer.pt.tmp", resume / "optimizer.pt")
-        _atomic_write_text(resume / "state.json", json.dumps(
-            {"num_timesteps": int(model.num_timesteps), "wall_s": stats["wall_s"],
-             "episodes": stats["episodes"]}) + "\n")
+        atomic_write(resume / "policy.safetensors", lambda tmp: save_file(uniq, str(tmp)))
+        optimizer_state = model.policy.optimizer.state_dict()
+        atomic_write(resume / "optimizer.pt", lambda tmp: torch.save(optimizer_state, tmp))
+        atomic_write_json(resume / "state.json",
+                          {"num_timesteps": int(model.num_timesteps), "wall_s": stats["wall_s"],
+                           "episodes": stats["episodes"]}, indent=None)
 
     def _check_config(self) -> None:
         path = self.out / "config.json"
@@ -167,7 +160,7 @@ class TeacherRun:
                 raise DigrError(f"{self.out} holds a run for another task or network; "
                                 "use a new --out folder")
             # Everything else may change between resumed chunks (e.g. more timesteps).
-        _atomic_write_text(path, json.dumps(want, indent=2) + "\n")
+        atomic_write_json(path, want)
 
     # -- training -----------------------------------------------------------------------------
     def build(self) -> PPO:

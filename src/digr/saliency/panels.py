@@ -8,14 +8,13 @@ never touches the global pyplot backend or needs a display. Files are written at
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
 
 from digr.errors import DigrError
+from digr.io import atomic_write
 
 TITLES = {
     "vanilla": "Vanilla Gradient",
@@ -103,16 +102,7 @@ def save_panel(path: str | Path, states: np.ndarray, maps: Mapping[str, np.ndarr
     path.parent.mkdir(parents=True, exist_ok=True)
     fig = render_panel(states, maps, **kwargs)
     FigureCanvasAgg(fig)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            fig.savefig(f, format="png", dpi=dpi)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600 files
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    return atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=dpi))
 
 
 def save_panels(out_dir: str | Path, states: np.ndarray, maps: Mapping[str, np.ndarray], *,

@@ -1,0 +1,123 @@
+"""Atomic file and folder writes: write a temporary sibling, then rename it into place.
+
+A reader (or a rerun after a kill) sees either the old content or the complete new content of a
+path, never a half-written file. Temporary names come from :func:`tempfile.mkstemp` /
+:func:`tempfile.mkdtemp` in the destination's folder (same file system, so ``os.replace`` is an
+atomic rename), are unique per writer, start with a dot, and are removed when writing fails.
+
+* :func:`atomic_write` -- any writer that takes a path (``np.savez_compressed`` through an open
+  file, ``safetensors`` ``save_file``, ``torch.save``, ``fig.savefig``, ...);
+* :func:`atomic_write_text`, :func:`atomic_write_json` -- the common cases;
+* :func:`atomic_dir` / :func:`replace_dir` -- a whole folder (e.g. a checkpoint), swapped in once
+  every file in it is written.
+
+None of these creates missing parent folders: callers do that where they need it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+__all__ = ["atomic_write", "atomic_write_text", "atomic_write_json", "atomic_dir", "replace_dir"]
+
+
+def _file_mode() -> int:
+    """The mode ``open(path, "w")`` would give a new file: ``0o666`` less the process umask."""
+    try:  # Linux: read the umask without changing it (no window where another thread sees 0)
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return 0o666 & ~int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+_FILE_MODE = _file_mode()
+
+
+def atomic_write(path: str | Path, writer: Callable[[Path], Any]) -> Path:
+    """Write ``path`` atomically: ``writer(tmp)`` writes the temporary file ``tmp``, then it is renamed.
+
+    ``tmp`` is a fresh, empty file in ``path``'s folder named ``.<name>.<random>.tmp``; ``writer``
+    may overwrite it by path (note ``np.savez*`` appends ``.npz`` to a path that lacks it: hand it
+    an open file instead). The file gets the usual permissions of a new file (``0o666`` less the
+    umask) rather than ``mkstemp``'s ``0o600``. If ``writer`` (or the rename) raises, the
+    temporary file is removed, ``path`` keeps its old content, and the exception propagates.
+    Returns ``path`` as a :class:`~pathlib.Path`.
+    """
+    path = Path(path)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        writer(tmp)
+        os.chmod(tmp, _FILE_MODE)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    """Write the string ``text`` to ``path`` atomically (UTF-8); returns ``path``."""
+    def write(tmp: Path) -> None:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+
+    return atomic_write(path, write)
+
+
+def atomic_write_json(path: str | Path, obj: Any, *, indent: int | None = 2) -> Path:
+    """Write ``json.dumps(obj, indent=indent)`` plus a final newline to ``path`` atomically.
+
+    ``obj`` is serialised before anything is written, so an unserialisable object leaves no
+    trace. Returns ``path``.
+    """
+    return atomic_write_text(path, json.dumps(obj, indent=indent) + "\n")
+
+
+def replace_dir(tmp_dir: str | Path, dest: str | Path) -> Path:
+    """Swap the fully written folder ``tmp_dir`` into place as ``dest``; returns ``dest``.
+
+    ``tmp_dir`` must be on ``dest``'s file system (make it in ``dest.parent``). An existing
+    ``dest`` is first renamed to ``.<name>.old`` next to it and deleted only once ``tmp_dir`` is
+    in place, so a kill between the two renames leaves the old folder as ``.<name>.old`` (a
+    loader may rename it back) and never a half-written ``dest``.
+    """
+    tmp_dir, dest = Path(tmp_dir), Path(dest)
+    if dest.exists():
+        old = dest.with_name(f".{dest.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(dest, old)
+        os.replace(tmp_dir, dest)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp_dir, dest)
+    return dest
+
+
+@contextmanager
+def atomic_dir(dest: str | Path) -> Iterator[Path]:
+    """Context manager: yields a fresh temporary folder; on a clean exit it replaces ``dest``.
+
+    The folder is made by :func:`tempfile.mkdtemp` as ``.<name>.<random>`` in ``dest``'s folder
+    (which must exist) and swapped in with :func:`replace_dir`. Whatever happens, no temporary
+    folder is left behind; if the body raises, ``dest`` is untouched.
+    """
+    dest = Path(dest)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+    try:
+        yield tmp
+        replace_dir(tmp, dest)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
