@@ -57,7 +57,7 @@ def test_igr_penalises_only_low_saliency_pixels(tiny_policy):
     m_g = vanilla_gradient(tiny_policy, obs)
     maps = torch.ones(2, 16, 16)
     maps[:, :8] = 0.05  # top half unimportant for the teacher
-    loss, m = igr_loss(tiny_policy, obs, maps, threshold=0.1)
+    loss, m = igr_loss(tiny_policy, obs, maps, threshold=0.1)  # eq. 4 literally (the default)
     assert loss.item() == pytest.approx(float(m_g[:, :8].sum() / m_g.numel()), rel=1e-5)
     assert m.penalised_frac == 0.5
     assert m.saliency_kept == pytest.approx(float(m_g[:, 8:].mean()), rel=1e-5)
@@ -74,3 +74,36 @@ def test_igr_is_differentiable_in_the_parameters(tiny_policy):
 def test_igr_rejects_mismatched_maps(tiny_policy):
     with pytest.raises(DigrError):
         igr_loss(tiny_policy, torch.rand(2, 3, 16, 16), torch.zeros(2, 8, 8), threshold=0.1)
+
+
+def test_selective_penalty_normalizers():
+    from digr.distill.losses import selective_penalty
+
+    teacher = torch.tensor([[[0.0, 0.0], [0.9, 0.0]]])  # (1, 0) is kept, the rest penalised
+    raw = torch.tensor([[[1.0, 4.0], [2.0, 0.5]]])  # global max 4 (penalised), kept max 2
+    pen_sum = 1.0 + 4.0 + 0.5
+
+    def grad(normalizer):
+        r = raw.clone().requires_grad_(True)
+        loss = selective_penalty(r, teacher, threshold=0.1, normalizer=normalizer)
+        return loss.item(), torch.autograd.grad(loss, r)[0]
+
+    pen = torch.tensor([[[1.0, 1.0], [0.0, 1.0]]])
+    # literal eq. 2/4: Z = global max, differentiated -> growing the (penalised) peak lowers the loss
+    value, g = grad("max")
+    assert value == pytest.approx(pen_sum / 4 / 4)
+    expected = pen / 16
+    expected[0, 0, 1] -= pen_sum / (4 * 16)
+    torch.testing.assert_close(g, expected)
+    assert g[0, 0, 1] < 0
+    # detached max: plain pen_i / (N Z)
+    value, g = grad("detached_max")
+    torch.testing.assert_close(g, pen / 16)
+    # kept max: Z = 2 from the kept pixel; every penalised pixel pushes down, the kept one up
+    value, g = grad("kept_max")
+    assert value == pytest.approx(pen_sum / 2 / 4)
+    expected = pen / 8
+    expected[0, 1, 0] = -pen_sum / (4 * 4)
+    torch.testing.assert_close(g, expected)
+    with pytest.raises(DigrError):
+        selective_penalty(raw, teacher, threshold=0.1, normalizer="nope")

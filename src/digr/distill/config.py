@@ -37,6 +37,9 @@ class DistillConfig:
     use_igr: bool = True
     """Include the selective input-gradient regularisation; False is the paper's
     "policy distillation only" baseline through the same code path (``--no-igr``)."""
+    igr_normalizer: str = "max"
+    """Normaliser of the student's gradient map inside eq. 4: ``max`` (default, eq. 2 literally),
+    ``kept_max`` or ``detached_max``; see :func:`digr.distill.losses.selective_penalty`."""
     pcgrad: bool = True
     """Combine the two objectives' gradients with PCGrad (Yu et al. 2020) instead of summing."""
     max_grad_norm: float | None = None
@@ -69,6 +72,10 @@ class DistillConfig:
             raise DigrError(f"threshold must be in [0, 1] (maps are normalised), got {self.threshold}")
         if self.learning_rate <= 0:
             raise DigrError(f"learning rate must be > 0, got {self.learning_rate}")
+        from digr.distill.losses import NORMALIZERS
+
+        if self.igr_normalizer not in NORMALIZERS:
+            raise DigrError(f"igr_normalizer must be one of {', '.join(NORMALIZERS)}, got {self.igr_normalizer!r}")
         if self.optimizer not in OPTIMIZERS:
             raise DigrError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
         if self.buffer_size < self.batch_size:

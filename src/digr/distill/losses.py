@@ -65,26 +65,73 @@ def distillation_loss(student_logits: torch.Tensor, teacher_probs: torch.Tensor
     return kl, DistillMetrics(kl=float(kl.detach()), agreement=float(agree))
 
 
+NORMALIZERS = ("max", "kept_max", "detached_max")
+"""How :func:`selective_penalty` normalises the student's gradient map inside eq. 4."""
+
+
+def selective_penalty(raw_maps: torch.Tensor, teacher_maps: torch.Tensor, *, threshold: float,
+                      normalizer: str = "max") -> torch.Tensor:
+    """Eq. 4 on raw gradient maps: mean over pixels of ``1[M_p <= threshold] * raw / Z``.
+
+    ``raw_maps: (B, H, W)`` non-negative student gradient maps ``g(s, i, pi)`` (eq. 2, before
+    normalisation); ``teacher_maps: (B, H, W)`` in ``[0, 1]``. ``Z`` per map:
+
+    * ``"max"`` (default, eq. 2 and 4 literally): the max over all pixels, differentiated.
+      Growing the largest gradient then
+      lowers the loss, and the student can grow the gradient of a pixel that never changes (the
+      grid-line corners of Red-Fetch-Green) without changing its actions: one such spike makes
+      every other normalised value small. We observed exactly this (isolated dots on empty floor,
+      saliency-benchmark AUC 0.81).
+    * ``"detached_max"``: the same max as a constant in the backward pass. Then shrinking all
+      input gradients lowers the loss, and eq. 2's gradient vanishes for a uniform policy: the
+      student collapsed towards uniform actions (KL stuck at 1.0) in our runs.
+    * ``"kept_max"``: the max over the pixels that are *not* penalised
+      (``M_p > threshold``; never empty, as ``M_p`` peaks at 1), differentiated. The loss is still
+      scale-invariant (no collapse), a spike on a penalised pixel is itself penalised instead of
+      shrinking the rest, and the only way down is to make task-relevant gradients large relative
+      to the others, the stated aim of eq. 4. In our Red-Fetch-Green runs, however, the student
+      did not learn the teacher's actions with it (KL stuck near 1.0 after 1,350 updates, as with
+      ``detached_max``), so it is not the default.
+    """
+    if normalizer not in NORMALIZERS:
+        raise DigrError(f"unknown IGR normalizer {normalizer!r}; choose one of: {', '.join(NORMALIZERS)}")
+    penalise = (teacher_maps <= threshold).to(raw_maps.dtype)
+    tiny = torch.finfo(raw_maps.dtype).tiny
+    peak = raw_maps.flatten(1).amax(1)
+    if normalizer == "kept_max":
+        kept = (1 - penalise).flatten(1)
+        # A map with no kept pixel (only possible for hand-made teacher maps) falls back to eq. 2.
+        peak = torch.where(kept.any(1), (raw_maps.flatten(1) * kept).amax(1), peak)
+    elif normalizer == "detached_max":
+        peak = peak.detach()
+    m_g = raw_maps / peak.clamp_min(tiny)[:, None, None]
+    # 1_[0, inf)(lambda - M_p): penalise where the teacher's saliency is at or below lambda.
+    return (penalise * m_g).mean()
+
+
 def igr_loss(student: PolicyNet, obs: torch.Tensor, teacher_maps: torch.Tensor, *, threshold: float,
-             ) -> tuple[torch.Tensor, IGRMetrics]:
+             normalizer: str = "max") -> tuple[torch.Tensor, IGRMetrics]:
     """Selective input-gradient regularisation, paper eq. 4.
 
     ``obs: (B, C, H, W) float32 in [0, 1]``; ``teacher_maps: (B, H, W) float32 in [0, 1]`` the
     teacher's perturbation saliency ``M_p`` (eq. 3). The student's map ``M_g`` is its normalised
     vanilla gradient (eq. 2), built with ``create_graph=True`` so the loss can be differentiated
     with respect to the student's parameters (double backpropagation). Returns the batch mean of
-    ``(1/N) sum_i 1[M_p_i <= threshold] * M_g_i``.
+    ``(1/N) sum_i 1[M_p_i <= threshold] * M_g_i``; see :func:`selective_penalty` for
+    ``normalizer``. The metrics use eq. 2's plain max-normalised map.
     """
-    from digr.saliency.vanilla import vanilla_gradient
+    from digr.saliency.base import check_obs, reduce_channels
+    from digr.saliency.vanilla import input_gradient
 
     if obs.ndim != 4 or teacher_maps.shape != (obs.shape[0], *obs.shape[2:]):
         raise DigrError(f"observations {tuple(obs.shape)} and teacher maps {tuple(teacher_maps.shape)} "
                         "must be (B, C, H, W) and (B, H, W)")
-    m_g = vanilla_gradient(student, obs, create_graph=True, mode="digr")
-    # 1_[0, inf)(lambda - M_p): penalise where the teacher's saliency is at or below lambda.
-    penalise = (teacher_maps <= threshold).to(m_g.dtype)
-    loss = (penalise * m_g).mean()
+    obs = check_obs(student, obs)
+    raw = reduce_channels(input_gradient(student, obs, mode="digr", create_graph=True)).float()
+    loss = selective_penalty(raw, teacher_maps, threshold=threshold, normalizer=normalizer)
     with torch.no_grad():
+        m_g = raw / raw.flatten(1).amax(1).clamp_min(torch.finfo(raw.dtype).tiny)[:, None, None]
+        penalise = (teacher_maps <= threshold).to(m_g.dtype)
         n_pen = penalise.sum()
         n_keep = penalise.numel() - n_pen
         sal_pen = (penalise * m_g).sum() / n_pen if n_pen > 0 else torch.tensor(float("nan"))
@@ -93,4 +140,4 @@ def igr_loss(student: PolicyNet, obs: torch.Tensor, teacher_maps: torch.Tensor, 
                             saliency_penalised=float(sal_pen), saliency_kept=float(sal_keep))
 
 
-__all__ = ["DistillMetrics", "IGRMetrics", "distillation_loss", "igr_loss"]
+__all__ = ["DistillMetrics", "IGRMetrics", "distillation_loss", "igr_loss", "selective_penalty", "NORMALIZERS"]

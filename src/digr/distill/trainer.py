@@ -100,7 +100,8 @@ class Distiller:
         if cfg.use_igr:
             if igr_obs is None or igr_maps is None:
                 raise DigrError("a DIGR update needs an IGR batch (igr_obs, igr_maps)")
-            igr, igr_metrics = igr_loss(self.student, igr_obs, igr_maps, threshold=cfg.threshold)
+            igr, igr_metrics = igr_loss(self.student, igr_obs, igr_maps, threshold=cfg.threshold,
+                                         normalizer=cfg.igr_normalizer)
             g_igr = flat_grad(igr, self.params)  # double backprop through the input gradient
             if cfg.pcgrad:
                 g, conflict = pcgrad(g_igr, g_kl)
