@@ -144,12 +144,14 @@ def table1_rows(
     threads: int | None = None,
     extra_rows: Iterable[RowSpec] | None = None,
     cache: Cache | None = None,
+    only: Iterable[str] | None = None,
 ) -> list[Table1Row]:
     """Measure every Table 1 row on ``states`` benchmark states (all rows on the same states).
 
     ``teacher``: all seven methods; ``digr_student`` / ``distill_only_student``: vanilla gradient
     (``None`` skips the row). ``extra_rows`` are appended. ``cache`` (see :data:`Cache`) lets a
     caller reuse earlier results, keyed by the checkpoint's weight digest and every argument.
+    ``only``: measure just the rows with these labels.
     """
     from digr.evaluation.saliency_benchmark import evaluate_saliency
     from digr.models import load_policy
@@ -157,6 +159,9 @@ def table1_rows(
 
     specs = default_specs(teacher, digr_student, distill_only_student, settings=settings)
     specs += list(extra_rows or [])
+    if only is not None:  # e.g. fill the cache for one slow row per process
+        wanted = set(only)
+        specs = [s for s in specs if s.label in wanted]
     loaded: dict[str, Any] = {}
     rows = []
     for spec in specs:
