@@ -173,3 +173,18 @@ def test_gif_episode_is_episode_zero_of_evaluate_policy():
     ref = evaluate_policy(student, TASK, episodes=1, seed=5)
     assert stats["return"] == ref["mean_return"] and stats["length"] == ref["mean_length"]
     assert len(frames) == 4 and frames[0].shape == (256, 256, 3) and frames[0].dtype.name == "uint8"
+
+
+def test_table1_rows_only_measures_the_named_rows_and_shares_the_cache(tmp_path):
+    from digr.evaluation.table1 import table1_rows
+
+    fake_pipeline(tmp_path)
+    cache = JsonCache(tmp_path / "eval")
+    kw = dict(states=2, seed=0, batch_size=2, cache=cache,
+              settings={"perturbation": {"stride": 8}, "sarfa": {"stride": 8}})
+    only = table1_rows(tmp_path / "teacher", tmp_path / "digr", None, only=["VG", "DIGR"], **kw)
+    assert [r.spec.label for r in only] == ["VG", "DIGR"]
+    assert sorted(cache.computed) == ["saliency-digr", "saliency-vg"]
+    full = table1_rows(tmp_path / "teacher", tmp_path / "digr", None, **kw)
+    assert len(full) == 8 and set(cache.hits) == {"saliency-digr", "saliency-vg"}
+    assert [r.result for r in full if r.spec.label == "VG"] == [only[0].result]
