@@ -65,7 +65,7 @@ class PipelineConfig:
 
 PRESETS: dict[str, PipelineConfig] = {
     "full": PipelineConfig(),
-    "demo": PipelineConfig(dataset_size=256, student_steps=2500, student_eval_every=500,
+    "demo": PipelineConfig(dataset_size=256, student_steps=4000, student_eval_every=1000,
                            student_eval_episodes=20, report_states=300, report_episodes=50,
                            robustness_episodes=10, robustness_eps=(0.0, 8 / 255)),
 }
