@@ -56,6 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="digr", description="Make RL policies explain themselves: saliency, DIGR distillation, evaluation.")
     parser.add_argument("--version", action="version", version=f"digr {__version__}")
+    parser.add_argument("--torch-threads", type=int, default=None, metavar="N",
+                        help="torch CPU threads for any command (default: torch's own choice)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     add_commands(sub, COMMANDS)
@@ -71,6 +73,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     debug = os.environ.get("DIGR_DEBUG") == "1"
     try:
+        if args.torch_threads is not None:
+            if args.torch_threads <= 0:
+                raise DigrError(f"--torch-threads must be > 0, got {args.torch_threads}")
+            import torch
+
+            torch.set_num_threads(args.torch_threads)
         return int(args.func(args) or 0)
     except DigrError as exc:
         if debug:
