@@ -47,3 +47,15 @@ def emit(result: dict[str, Any], *, as_json: bool) -> None:
         width = max(len(k) for k in result) if result else 0
         for k, v in result.items():
             print(f"{k:<{width}}  {v}", file=sys.stdout)
+
+
+def eps_value(text: str) -> float:
+    """A float, or a fraction such as ``8/255``; the range is checked by the attacks (DigrError)."""
+    try:
+        if "/" in text:
+            num, den = text.split("/", 1)
+            return float(num) / float(den)
+        return float(text)
+    except (ValueError, ZeroDivisionError):
+        raise argparse.ArgumentTypeError(
+            f"expected a number or a fraction like 8/255, got {text!r}") from None

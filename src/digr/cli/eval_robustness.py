@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from digr.cli.common import add_policy, add_task, emit, pos_int
+from digr.cli.common import add_policy, add_task, emit, eps_value, pos_int
 
 NAME = "robustness"
 HELP = "success rate / return under an observation attack (fgsm | pgd | mi-fgsm | mad) of radius eps"
@@ -21,18 +21,6 @@ example:
   digr evaluate robustness --policy runs/rfg-teacher/policy --task red-fetch-green \\
       --attack pgd --eps 8/255 --episodes 50 --json
 """
-
-
-def eps_value(text: str) -> float:
-    """A float, or ``a/b`` (e.g. ``8/255``); range checked by the library (DigrError)."""
-    try:
-        if "/" in text:
-            num, den = text.split("/", 1)
-            return float(num) / float(den)
-        return float(text)
-    except (ValueError, ZeroDivisionError):
-        raise argparse.ArgumentTypeError(
-            f"expected a number or a fraction like 8/255, got {text!r}") from None
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from digr.cli.common import emit, nonneg_int, pos_int
+from digr.cli.common import emit, eps_value, nonneg_int, pos_int
 
 NAME = "report"
 HELP = "write DIR/report.md for a pipeline folder: Table 1, timing, performance, robustness, figures"
@@ -42,18 +42,6 @@ def method_setting(text: str) -> tuple[str, str, object]:
         raise argparse.ArgumentTypeError(f"expected METHOD.KEY=VALUE (e.g. perturbation.stride=4), "
                                          f"got {text!r}")
     return method, key, value
-
-
-def eps_value(text: str) -> float:
-    """A float or a fraction such as ``8/255`` (range checked by the attacks: DigrError)."""
-    try:
-        if "/" in text:
-            num, den = text.split("/", 1)
-            return float(num) / float(den)
-        return float(text)
-    except (ValueError, ZeroDivisionError):
-        raise argparse.ArgumentTypeError(f"expected a number or a fraction like 8/255, "
-                                         f"got {text!r}") from None
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
