@@ -71,7 +71,8 @@ class _Progress(BaseCallback):
             if ep is not None:
                 self.episodes += 1
                 self.returns.append(float(ep["r"]))
-                self.successes.append(float(info.get("success", False)))
+                if self.run.spec.has_success:  # Breakout has no success: its column stays empty
+                    self.successes.append(float(info.get("success", False)))
         return not self.stop
 
     def stats(self) -> dict[str, float]:
