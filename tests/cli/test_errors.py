@@ -63,3 +63,17 @@ def test_performance_json_is_deterministic(ckpts, capsys):
     assert outs[0] == outs[1]
     assert {"success_rate", "mean_return", "std_return", "episodes"} <= set(outs[0])
     assert outs[0]["episodes"] == 3
+
+
+def test_torch_threads_option(ckpts, capsys):
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        assert main(["--torch-threads", "1", *_perf(ckpts / "good")]) == 0
+        assert torch.get_num_threads() == 1
+        capsys.readouterr()
+        assert main(["--torch-threads", "0", *_perf(ckpts / "good")]) == 2
+        assert "--torch-threads must be > 0" in capsys.readouterr().err
+    finally:
+        torch.set_num_threads(before)
