@@ -121,3 +121,25 @@ def atomic_dir(dest: str | Path) -> Iterator[Path]:
         replace_dir(tmp, dest)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def read_versioned_json(path: Path, *, owner: str, fmt: str, version: int, kind: str) -> dict[str, Any]:
+    """Parse the JSON header ``path`` of a digr artefact and check its ``format`` and version.
+
+    ``owner`` names the artefact in messages (``"checkpoint runs/x"``), ``kind`` what the file
+    should be (``"digr policy config"``). Every problem is one :class:`DigrError` line.
+    """
+    from digr.errors import DigrError
+
+    try:
+        obj = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise DigrError(f"{owner} has no {Path(path).name}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DigrError(f"{owner}: {Path(path).name} is corrupt ({exc})") from None
+    if not isinstance(obj, dict) or obj.get("format") != fmt:
+        raise DigrError(f"{owner}: {Path(path).name} is not a {kind}")
+    if obj.get("format_version", 0) > version:
+        raise DigrError(f"{owner} has format version {obj['format_version']}; this digr reads up to {version}")
+    return obj
+

@@ -17,13 +17,7 @@ EPS = 0.1
 TOL = 1e-6  # float32 rounding of obs +- eps
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # Tiny batches: extra intra-op threads only add contention on a busy machine.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+# tests/conftest.py already runs torch on one thread (tiny batches on a busy machine).
 
 
 def tiny_policy(seed: int, *, head_gain: float = 100.0) -> PolicyNet:

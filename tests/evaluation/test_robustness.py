@@ -16,13 +16,7 @@ from digr.models import PolicyConfig, PolicyNet, save_policy
 TASK = "red-fetch-green"
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # Tiny batches: extra intra-op threads only add contention on a busy machine.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+# tests/conftest.py already runs torch on one thread (tiny batches on a busy machine).
 
 
 def tiny_rfg_policy(seed: int = 0, *, head_gain: float = 1.0) -> PolicyNet:

@@ -25,7 +25,6 @@ Every shard is written to a temporary file and renamed into place; the manifest 
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import multiprocessing as mp
 import os
@@ -40,7 +39,7 @@ from digr import __version__
 from digr.distill.config import DatasetConfig
 from digr.envs import get_task, make_env
 from digr.errors import DigrError
-from digr.io import atomic_write, atomic_write_json
+from digr.io import atomic_write, atomic_write_json, read_versioned_json
 from digr.models.checkpoint import file_digest, load_policy, resolve
 from digr.models.cnn import PolicyNet, to_tensor
 
@@ -321,15 +320,8 @@ def _read_manifest(path: Path) -> dict[str, Any]:
         raise DigrError(f"dataset not found: {path}")
     if not mpath.exists():
         raise DigrError(f"{path} has no {MANIFEST}: not a digr dataset (make one with 'digr dataset')")
-    try:
-        manifest = json.loads(mpath.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise DigrError(f"dataset {path}: {MANIFEST} is corrupt ({exc})") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise DigrError(f"dataset {path}: {MANIFEST} is not a digr saliency-dataset manifest")
-    if manifest.get("format_version", 0) > FORMAT_VERSION:
-        raise DigrError(f"dataset {path} has format version {manifest['format_version']}; "
-                        f"this digr reads up to {FORMAT_VERSION}")
+    manifest = read_versioned_json(mpath, owner=f"dataset {path}", fmt=FORMAT, version=FORMAT_VERSION,
+                                   kind="digr saliency-dataset manifest")
     return manifest
 
 

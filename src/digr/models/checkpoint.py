@@ -16,7 +16,7 @@ from safetensors.torch import load_file, save_file
 
 from digr import __version__
 from digr.errors import DigrError
-from digr.io import atomic_dir
+from digr.io import atomic_dir, read_versioned_json
 from digr.models.cnn import PolicyConfig, PolicyNet
 
 FORMAT = "digr-policy"
@@ -61,17 +61,8 @@ def read_config(path: str | Path) -> dict[str, Any]:
     if not path.is_dir():
         raise DigrError(f"checkpoint must be a folder with {CONFIG_NAME} and {WEIGHTS_NAME}: {path}"
                         + (" (SB3 zips are converted with 'digr import-sb3')" if path.suffix == ".zip" else ""))
-    try:
-        config = json.loads((path / CONFIG_NAME).read_text())
-    except FileNotFoundError:
-        raise DigrError(f"checkpoint {path} has no {CONFIG_NAME}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise DigrError(f"checkpoint {path}: {CONFIG_NAME} is corrupt ({exc})") from None
-    if not isinstance(config, dict) or config.get("format") != FORMAT:
-        raise DigrError(f"checkpoint {path}: {CONFIG_NAME} is not a digr policy config")
-    if config.get("format_version", 0) > FORMAT_VERSION:
-        raise DigrError(f"checkpoint {path} has format version {config['format_version']}; "
-                        f"this digr reads up to {FORMAT_VERSION}")
+    config = read_versioned_json(path / CONFIG_NAME, owner=f"checkpoint {path}", fmt=FORMAT,
+                                 version=FORMAT_VERSION, kind="digr policy config")
     return config
 
 
