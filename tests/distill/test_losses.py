@@ -105,5 +105,24 @@ def test_selective_penalty_normalizers():
     expected = pen / 8
     expected[0, 1, 0] = -pen_sum / (4 * 4)
     torch.testing.assert_close(g, expected)
+    # mean: the loss is the penalised share of the gradient mass, 5.5 / 7.5; its gradient
+    # (pen_i - share) / sum(raw) is the same for every penalised pixel, so a spike is not favoured
+    value, g = grad("mean")
+    total = pen_sum + 2.0
+    assert value == pytest.approx(pen_sum / total)
+    torch.testing.assert_close(g, (pen - pen_sum / total) / total)
+    assert g[0, 1, 0] < 0 and torch.all(g[pen.bool()] > 0)
     with pytest.raises(DigrError):
         selective_penalty(raw, teacher, threshold=0.1, normalizer="nope")
+
+
+def test_cli_normalizer_choices_match_the_library():
+    import argparse
+
+    from digr.cli import distill as cli_distill
+    from digr.distill.losses import NORMALIZERS
+
+    parser = argparse.ArgumentParser()
+    cli_distill.add_arguments(parser)
+    action = next(a for a in parser._actions if a.dest == "igr_normalizer")
+    assert tuple(action.choices) == NORMALIZERS

@@ -30,7 +30,7 @@ def test_resolve_target(tiny_policy):
 
 @pytest.mark.parametrize("c,o,k,s,p,h,w", [
     (2, 5, 8, 4, 0, 84, 84), (3, 4, 8, 8, 0, 64, 64), (1, 3, 8, 4, 0, 37, 41), (3, 4, 4, 2, 1, 11, 10),
-    (2, 3, (4, 2), (2, 1), 0, 9, 9)])
+    (2, 3, (4, 2), (2, 1), 0, 9, 9), (1, 2, 4, 4, 0, 10, 9)])
 def test_space_to_depth_conv_equals_conv2d(c, o, k, s, p, h, w):
     g = torch.Generator().manual_seed(1)
     kh, kw = (k, k) if isinstance(k, int) else k

@@ -30,7 +30,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed (default 0)")
     p.add_argument("--no-igr", action="store_true",
                    help="policy distillation only (the paper's baseline), same code path")
-    p.add_argument("--igr-normalizer", choices=["max", "kept_max", "detached_max"], default=None,
+    p.add_argument("--igr-normalizer", choices=["max", "kept_max", "detached_max", "mean"], default=None,
                    help="normaliser of the student's map inside eq. 4 (default max: eq. 2 literally)")
     p.add_argument("--no-pcgrad", action="store_true", help="sum the two gradients instead of PCGrad")
     p.add_argument("--batch-size", type=pos_int, default=None, help="states per batch (default 64)")

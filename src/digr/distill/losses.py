@@ -65,7 +65,7 @@ def distillation_loss(student_logits: torch.Tensor, teacher_probs: torch.Tensor
     return kl, DistillMetrics(kl=float(kl.detach()), agreement=float(agree))
 
 
-NORMALIZERS = ("max", "kept_max", "detached_max")
+NORMALIZERS = ("max", "kept_max", "detached_max", "mean")
 """How :func:`selective_penalty` normalises the student's gradient map inside eq. 4."""
 
 
@@ -92,6 +92,11 @@ def selective_penalty(raw_maps: torch.Tensor, teacher_maps: torch.Tensor, *, thr
       to the others, the stated aim of eq. 4. In our Red-Fetch-Green runs, however, the student
       did not learn the teacher's actions with it (KL stuck near 1.0 after 1,350 updates, as with
       ``detached_max``), so it is not the default.
+    * ``"mean"``: the mean over all pixels, differentiated. The loss is then the share of the
+      map's gradient mass that lies on penalised pixels: scale-invariant like ``"max"`` (no
+      collapse towards a uniform policy), but growing one pixel's gradient no longer shrinks every
+      other normalised value, so nothing rewards a single spike over a map spread across the
+      task-relevant region.
     """
     if normalizer not in NORMALIZERS:
         raise DigrError(f"unknown IGR normalizer {normalizer!r}; choose one of: {', '.join(NORMALIZERS)}")
@@ -104,6 +109,8 @@ def selective_penalty(raw_maps: torch.Tensor, teacher_maps: torch.Tensor, *, thr
         peak = torch.where(kept.any(1), (raw_maps.flatten(1) * kept).amax(1), peak)
     elif normalizer == "detached_max":
         peak = peak.detach()
+    elif normalizer == "mean":
+        peak = raw_maps.flatten(1).mean(1)
     m_g = raw_maps / peak.clamp_min(tiny)[:, None, None]
     # 1_[0, inf)(lambda - M_p): penalise where the teacher's saliency is at or below lambda.
     return (penalise * m_g).mean()
