@@ -6,7 +6,8 @@ run so that background load hits both alike:
 
 * ``update``: the gradient computation(s), PCGrad and the optimizer step;
 * ``step``: a whole trainer iteration: the student steps ``n_envs`` environments, a buffer batch
-  is labelled by the teacher, then the update.
+  is labelled by the teacher, DIGR samples its IGR batch from a uint8 store as the trainer does
+  from the dataset, then the update.
 
 The DIGR update adds the IGR term: the student's input gradient with ``create_graph=True`` and
 the backward pass through it (double backprop), plus PCGrad. The IGR maps are random (their values
@@ -60,21 +61,28 @@ def main() -> None:
     for name in cfgs:
         while len(buffers[name]) < 4 * b:
             buffers[name].add(rollouts[name].step(distillers[name].student, generator=gen))
-    igr_states = buffers["digr"].sample(b, generator=gen)
-    igr_maps = torch.rand(b, *spec.obs_shape[1:], generator=gen)
+    # A stand-in for the saliency dataset D (uint8 states, float maps), sampled every full step
+    # the way the trainer samples the real one.
+    igr_store = (buffers["digr"].sample(4 * b, generator=gen) * 255).round().to(torch.uint8)
+    igr_store_maps = torch.rand(4 * b, *spec.obs_shape[1:], generator=gen)
+    igr_states, igr_maps = igr_store[:b].float().div_(255.0), igr_store_maps[:b]
 
     def step(name: str, *, full: bool) -> float:
         d = distillers[name]
-        t0 = time.perf_counter()
+        t0 = time.process_time()
+        x, m = igr_states, igr_maps
         if full:
             buffers[name].add(rollouts[name].step(d.student, generator=gen))
+            if d.config.use_igr:
+                idx = torch.randint(len(igr_store), (b,), generator=gen)
+                x, m = igr_store[idx].float().div_(255.0), igr_store_maps[idx]
         obs = buffers[name].sample(b, generator=gen)
         with torch.no_grad():
             probs = torch.softmax(teacher(obs), -1)
         if not full:
-            t0 = time.perf_counter()  # update only: leave out the env step and the labelling
-        d.update(obs, probs, igr_obs=igr_states, igr_maps=igr_maps)
-        return (time.perf_counter() - t0) * 1000
+            t0 = time.process_time()  # update only: leave out the env step and the labelling
+        d.update(obs, probs, igr_obs=x, igr_maps=m)
+        return (time.process_time() - t0) * 1000
 
     times: dict[str, list[float]] = {f"{n}_{k}": [] for n in cfgs for k in ("update", "step")}
     for i in range(args.warmup + args.reps):

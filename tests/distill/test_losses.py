@@ -126,3 +126,34 @@ def test_cli_normalizer_choices_match_the_library():
     cli_distill.add_arguments(parser)
     action = next(a for a in parser._actions if a.dest == "igr_normalizer")
     assert tuple(action.choices) == NORMALIZERS
+
+
+def test_kept_match_penalty_by_hand():
+    from digr.distill.losses import kept_match_penalty
+
+    teacher = torch.tensor([[[0.0, 0.8], [0.5, 0.05]]])  # kept: (0,1) and (1,0)
+    raw = torch.tensor([[[4.0, 2.0], [1.0, 0.0]]]).requires_grad_(True)  # M_g = [[1, .5], [.25, 0]]
+    loss = kept_match_penalty(raw, teacher, threshold=0.1)
+    # kept shortfalls: 0.8 - 0.5 = 0.3 and 0.5 - 0.25 = 0.25, averaged over the 2 kept pixels
+    assert loss.item() == pytest.approx(0.275)
+    (g,) = torch.autograd.grad(loss, raw)
+    # raising a kept pixel lowers the loss; raising the (penalised) peak raises it: no spike incentive
+    assert g[0, 0, 1] < 0 and g[0, 1, 0] < 0 and g[0, 0, 0] > 0 and g[0, 1, 1] == 0
+    # a student at least as salient as the teacher everywhere it is kept: no penalty
+    assert kept_match_penalty(torch.ones(1, 2, 2), teacher, threshold=0.1).item() == 0.0
+    assert kept_match_penalty(raw.detach(), torch.zeros(1, 2, 2), threshold=0.1).item() == 0.0
+
+
+def test_igr_loss_adds_the_weighted_match_term(tiny_policy):
+    from digr.distill.losses import kept_match_penalty
+    from digr.saliency.base import reduce_channels
+    from digr.saliency.vanilla import input_gradient
+
+    g = torch.Generator().manual_seed(3)
+    obs, maps = torch.rand(2, 3, 16, 16, generator=g), torch.rand(2, 16, 16, generator=g)
+    base, m0 = igr_loss(tiny_policy, obs, maps, threshold=0.1)
+    both, m1 = igr_loss(tiny_policy, obs, maps, threshold=0.1, match_weight=0.5)
+    raw = reduce_channels(input_gradient(tiny_policy, obs))
+    expected = kept_match_penalty(raw, maps, threshold=0.1)
+    assert both.item() == pytest.approx(base.item() + 0.5 * expected.item(), rel=1e-5)
+    assert "distill/match" not in m0.as_dict() and m1.as_dict()["distill/match"] == pytest.approx(expected.item(), rel=1e-5)

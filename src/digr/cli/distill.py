@@ -32,6 +32,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="policy distillation only (the paper's baseline), same code path")
     p.add_argument("--igr-normalizer", choices=["max", "kept_max", "detached_max", "mean"], default=None,
                    help="normaliser of the student's map inside eq. 4 (default max: eq. 2 literally)")
+    p.add_argument("--match-weight", type=float, default=None,
+                   help="extension beyond the paper: weight of a term pulling the student's saliency "
+                        "up to the teacher's where eq. 4 keeps it (default 0: off)")
     p.add_argument("--no-pcgrad", action="store_true", help="sum the two gradients instead of PCGrad")
     p.add_argument("--batch-size", type=pos_int, default=None, help="states per batch (default 64)")
     p.add_argument("--learning-rate", type=float, default=None, help="learning rate (Table 3)")
@@ -58,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = DistillConfig.for_task(
         spec, alpha=args.alpha, threshold=args.threshold, steps=args.steps, seed=args.seed,
         use_igr=False if args.no_igr else None,
-        igr_normalizer=args.igr_normalizer, pcgrad=False if args.no_pcgrad else None,
+        igr_normalizer=args.igr_normalizer, match_weight=args.match_weight, pcgrad=False if args.no_pcgrad else None,
         batch_size=args.batch_size, learning_rate=args.learning_rate, n_envs=args.n_envs,
         eval_every=args.eval_every, eval_episodes=args.eval_episodes,
         checkpoint_every=args.checkpoint_every, log_every=args.log_every, torch_threads=args.threads)

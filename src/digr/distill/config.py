@@ -39,7 +39,11 @@ class DistillConfig:
     "policy distillation only" baseline through the same code path (``--no-igr``)."""
     igr_normalizer: str = "max"
     """Normaliser of the student's gradient map inside eq. 4: ``max`` (default, eq. 2 literally),
-    ``kept_max`` or ``detached_max``; see :func:`digr.distill.losses.selective_penalty`."""
+    ``kept_max``, ``detached_max`` or ``mean``; see :func:`digr.distill.losses.selective_penalty`."""
+    match_weight: float = 0.0
+    """Weight of an extension beyond the paper added to the IGR term: the student's max-normalised
+    saliency is pulled up to the teacher's on the pixels eq. 4 keeps
+    (:func:`digr.distill.losses.kept_match_penalty`). 0 (default) is the paper's loss."""
     pcgrad: bool = True
     """Combine the two objectives' gradients with PCGrad (Yu et al. 2020) instead of summing."""
     max_grad_norm: float | None = None
@@ -66,6 +70,8 @@ class DistillConfig:
         for name in ("steps", "eval_every", "eval_episodes"):
             if getattr(self, name) < 0:
                 raise DigrError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.match_weight < 0:
+            raise DigrError(f"match_weight must be >= 0, got {self.match_weight}")
         if self.alpha < 0:
             raise DigrError(f"alpha must be >= 0, got {self.alpha}")
         if not 0.0 <= self.threshold <= 1.0:

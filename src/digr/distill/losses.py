@@ -39,11 +39,15 @@ class IGRMetrics:
     """Mean student saliency ``M_g`` on penalised pixels (NaN if there are none)."""
     saliency_kept: float
     """Mean student saliency ``M_g`` on the other pixels (NaN if there are none)."""
+    match: float = float("nan")
+    """The optional kept-region match term (:func:`kept_match_penalty`; NaN when it is off)."""
 
     def as_dict(self) -> dict[str, float]:
-        return {"distill/igr": self.igr, "distill/penalised_frac": self.penalised_frac,
-                "distill/saliency_penalised": self.saliency_penalised,
-                "distill/saliency_kept": self.saliency_kept}
+        d = {"distill/igr": self.igr, "distill/penalised_frac": self.penalised_frac,
+             "distill/saliency_penalised": self.saliency_penalised, "distill/saliency_kept": self.saliency_kept}
+        if self.match == self.match:  # logged only when the term is on
+            d["distill/match"] = self.match
+        return d
 
 
 def distillation_loss(student_logits: torch.Tensor, teacher_probs: torch.Tensor
@@ -116,8 +120,27 @@ def selective_penalty(raw_maps: torch.Tensor, teacher_maps: torch.Tensor, *, thr
     return (penalise * m_g).mean()
 
 
+def kept_match_penalty(raw_maps: torch.Tensor, teacher_maps: torch.Tensor, *, threshold: float
+                       ) -> torch.Tensor:
+    """An extension beyond the paper: ``mean over kept pixels of max(0, M_p - M_g)``.
+
+    ``raw_maps: (B, H, W)`` non-negative student gradient maps, ``teacher_maps: (B, H, W)`` in
+    ``[0, 1]``; kept pixels are those eq. 4 does not penalise (``M_p > threshold``) and ``M_g``
+    is eq. 2's max-normalised map (max differentiated). Eq. 4 only says where the student's
+    saliency must *not* be, so a map with one bright pixel inside the teacher's region satisfies
+    it; this term asks the student's saliency to be at least the teacher's wherever the teacher
+    finds the pixel salient. Returns 0 for a batch without kept pixels.
+    """
+    kept = (teacher_maps > threshold).to(raw_maps.dtype)
+    n_kept = kept.sum()
+    if n_kept == 0:
+        return raw_maps.sum() * 0.0
+    m_g = raw_maps / raw_maps.flatten(1).amax(1).clamp_min(torch.finfo(raw_maps.dtype).tiny)[:, None, None]
+    return (kept * torch.relu(teacher_maps - m_g)).sum() / n_kept
+
+
 def igr_loss(student: PolicyNet, obs: torch.Tensor, teacher_maps: torch.Tensor, *, threshold: float,
-             normalizer: str = "max") -> tuple[torch.Tensor, IGRMetrics]:
+             normalizer: str = "max", match_weight: float = 0.0) -> tuple[torch.Tensor, IGRMetrics]:
     """Selective input-gradient regularisation, paper eq. 4.
 
     ``obs: (B, C, H, W) float32 in [0, 1]``; ``teacher_maps: (B, H, W) float32 in [0, 1]`` the
@@ -125,7 +148,9 @@ def igr_loss(student: PolicyNet, obs: torch.Tensor, teacher_maps: torch.Tensor, 
     vanilla gradient (eq. 2), built with ``create_graph=True`` so the loss can be differentiated
     with respect to the student's parameters (double backpropagation). Returns the batch mean of
     ``(1/N) sum_i 1[M_p_i <= threshold] * M_g_i``; see :func:`selective_penalty` for
-    ``normalizer``. The metrics use eq. 2's plain max-normalised map.
+    ``normalizer``. With ``match_weight > 0`` the loss adds ``match_weight`` times
+    :func:`kept_match_penalty` (an extension; 0 is the paper). The metrics use eq. 2's plain
+    max-normalised map.
     """
     from digr.saliency.base import check_obs, reduce_channels
     from digr.saliency.vanilla import input_gradient
@@ -136,6 +161,11 @@ def igr_loss(student: PolicyNet, obs: torch.Tensor, teacher_maps: torch.Tensor, 
     obs = check_obs(student, obs)
     raw = reduce_channels(input_gradient(student, obs, mode="digr", create_graph=True)).float()
     loss = selective_penalty(raw, teacher_maps, threshold=threshold, normalizer=normalizer)
+    match = float("nan")
+    if match_weight > 0:
+        match_t = kept_match_penalty(raw, teacher_maps, threshold=threshold)
+        loss = loss + match_weight * match_t
+        match = float(match_t.detach())
     with torch.no_grad():
         m_g = raw / raw.flatten(1).amax(1).clamp_min(torch.finfo(raw.dtype).tiny)[:, None, None]
         penalise = (teacher_maps <= threshold).to(m_g.dtype)
@@ -144,7 +174,8 @@ def igr_loss(student: PolicyNet, obs: torch.Tensor, teacher_maps: torch.Tensor, 
         sal_pen = (penalise * m_g).sum() / n_pen if n_pen > 0 else torch.tensor(float("nan"))
         sal_keep = ((1 - penalise) * m_g).sum() / n_keep if n_keep > 0 else torch.tensor(float("nan"))
     return loss, IGRMetrics(igr=float(loss.detach()), penalised_frac=float(n_pen / penalise.numel()),
-                            saliency_penalised=float(sal_pen), saliency_kept=float(sal_keep))
+                            saliency_penalised=float(sal_pen), saliency_kept=float(sal_keep), match=match)
 
 
-__all__ = ["DistillMetrics", "IGRMetrics", "distillation_loss", "igr_loss", "selective_penalty", "NORMALIZERS"]
+__all__ = ["DistillMetrics", "IGRMetrics", "distillation_loss", "igr_loss", "kept_match_penalty",
+           "selective_penalty", "NORMALIZERS"]

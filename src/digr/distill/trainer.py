@@ -101,7 +101,7 @@ class Distiller:
             if igr_obs is None or igr_maps is None:
                 raise DigrError("a DIGR update needs an IGR batch (igr_obs, igr_maps)")
             igr, igr_metrics = igr_loss(self.student, igr_obs, igr_maps, threshold=cfg.threshold,
-                                         normalizer=cfg.igr_normalizer)
+                                         normalizer=cfg.igr_normalizer, match_weight=cfg.match_weight)
             g_igr = flat_grad(igr, self.params)  # double backprop through the input gradient
             if cfg.pcgrad:
                 g, conflict = pcgrad(g_igr, g_kl)
