@@ -188,3 +188,36 @@ def test_table1_rows_only_measures_the_named_rows_and_shares_the_cache(tmp_path)
     full = table1_rows(tmp_path / "teacher", tmp_path / "digr", None, **kw)
     assert len(full) == 8 and set(cache.hits) == {"saliency-digr", "saliency-vg"}
     assert [r.result for r in full if r.spec.label == "VG"] == [only[0].result]
+
+
+def test_report_extra_rows_reach_table1_and_timing(tmp_path, capsys):
+    d = fake_pipeline(tmp_path / "pipe")
+    torch.manual_seed(7)
+    save_policy(PolicyNet(TINY_RFG), d / "other" / "policy", task=TASK)
+    (d / "pipeline.json").write_text(json.dumps({"extra_rows": [
+        {"label": "other VG", "policy": "other", "method": "vanilla", "command": "digr train --made-by-hand"}]}))
+    assert main(["report", str(d), *QUICK, "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    text = (d / "report.md").read_text()
+    assert "other VG" in summary["table1"] and len(summary["table1"]) == 10
+    assert "| other VG |" in (d / "table1.md").read_text()
+    assert "digr evaluate saliency --policy" in text and "other/policy --method vanilla" in text
+    assert "# other VG\ndigr train --made-by-hand" in text  # its provenance
+    row = next(line for line in text.splitlines() if line.startswith("| other VG | ") and "|---" not in line
+               and line.count("|") == 5)
+    ms, fwd, ratio = (float(x) for x in row.strip("|").split("|")[1:])
+    assert ms > 0 and fwd > 0 and ratio == pytest.approx(ms / fwd, rel=0.02, abs=0.006)
+
+
+@pytest.mark.parametrize("rows,match", [
+    ("nope", "must be a list"),
+    ([{"label": "x", "policy": "missing", "method": "vanilla"}], "not a digr checkpoint"),
+    ([{"label": "x", "method": "vanilla"}], "needs string"),
+    ([{"label": "x", "policy": "teacher", "method": "vanilla", "settings": 3}], "settings must be"),
+    ([{"label": "x", "policy": "teacher", "method": "vanilla"}] * 2, "unique"),
+])
+def test_extra_rows_errors(tmp_path, rows, match):
+    d = fake_pipeline(tmp_path / "pipe", students=False)
+    (d / "pipeline.json").write_text(json.dumps({"extra_rows": rows}))
+    with pytest.raises(DigrError, match=match):
+        load_pipeline(d)

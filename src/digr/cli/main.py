@@ -29,6 +29,7 @@ EVALUATE = [
     "digr.cli.eval_saliency",
     "digr.cli.eval_timing",
     "digr.cli.eval_robustness",
+    "digr.cli.eval_lag",
 ]
 """Modules of the ``digr evaluate`` sub-commands."""
 

@@ -44,13 +44,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
 
-def parse_methods(text: str) -> list[str]:
-    """``"all"`` or comma-separated names/aliases -> registry names (unique, in the given order)."""
+def parse_methods(text: str, policy=None) -> list[str]:
+    """``"all"`` or comma-separated names/aliases -> registry names (unique, in the given order).
+
+    ``"all"`` means every method that supports ``policy`` (when given)."""
     from digr.errors import DigrError
     from digr.saliency import METHODS, canonical_name
 
     if text.strip().lower() == "all":
-        return list(METHODS)
+        return [n for n, cls in METHODS.items() if policy is None or cls.supports(policy)]
     names = [canonical_name(t) for t in text.split(",") if t.strip()]
     if not names:
         raise DigrError("--method is empty; give a method name or 'all'")
@@ -102,12 +104,13 @@ def run(args: argparse.Namespace) -> int:
     if args.threads is not None:
         torch.set_num_threads(args.threads)  # the command's process only; never set by the library
     spec = get_task(args.task)
-    methods = parse_methods(args.method)
+    methods = parse_methods(args.method)  # names checked before the checkpoint is read
     try:
         device = torch.device(args.device)
     except RuntimeError as exc:
         raise DigrError(f"bad --device {args.device!r}: {exc}") from None
     policy = load_policy(args.policy, task=spec.name).to(device)
+    methods = parse_methods(args.method, policy)
     out = Path(args.out)
     try:
         out.mkdir(parents=True, exist_ok=True)

@@ -22,6 +22,8 @@ PERTURBATION_COLOR = "#2ca02c"
 DIGR_COLOR = "#9467bd"
 """Purple: DIGR."""
 REFERENCE_COLOR = "#7f7f7f"
+EXTRA_COLOR = "#1f77b4"
+"""Extra rows of a report (e.g. FLS)."""
 PERTURBATION_METHODS = ("perturbation", "sarfa")
 
 POLICY_STYLES = {
@@ -53,7 +55,7 @@ def timing_chart(timing: Mapping[str, Any], path: str | Path) -> Path:
 
     ``timing`` is :func:`digr.evaluation.timing.time_saliency`'s result. Gradient methods are red,
     perturbation methods green, DIGR's vanilla gradient on the student purple (as Figure 1b), the
-    plain forward pass grey.
+    plain forward pass grey; ``timing["extra"]`` (label -> timing, optional) adds blue bars.
     """
     from digr.evaluation.timing import STUDENT_KEY
 
@@ -63,6 +65,8 @@ def timing_chart(timing: Mapping[str, Any], path: str | Path) -> Path:
         rows.append((f"{name} (teacher)", t, color))
     if STUDENT_KEY in timing:
         rows.append(("DIGR: vanilla (student)", timing[STUDENT_KEY], DIGR_COLOR))
+    for label, t in timing.get("extra", {}).items():
+        rows.append((label, t, EXTRA_COLOR))
     rows.append(("forward pass (reference)", timing["forward"], REFERENCE_COLOR))
     fig = _figure(7.0, 0.45 * len(rows) + 1.2)
     ax = fig.add_subplot(1, 1, 1)

@@ -47,6 +47,10 @@ DIR/                      one pipeline run (e.g. runs/rfg-pipeline)
                               "teacher": PATH, "digr": PATH, "distill_only": PATH
                                   checkpoint or run folder (with policy/), relative to DIR or absolute;
                                   each overrides the sub-folder below
+                              "extra_rows": [{{"label": "FLS", "policy": "fls", "method": "fls",
+                                              "settings": {{}}, "command": "digr train ..."}}]
+                                  more policies/methods for Table 1 and the timing chart
+                                  (policy relative to DIR or absolute; settings, command optional)
                               "commands": {{"teacher": "digr train ...",
                                            "dataset": "digr dataset ...",
                                            "digr": "digr distill ...",
@@ -78,6 +82,8 @@ class Pipeline:
     """Distillation-only student checkpoint folder, if any."""
     info: dict[str, Any] = field(default_factory=dict)
     """``pipeline.json`` contents (``{}`` without one)."""
+    extra: tuple["ExtraRow", ...] = ()
+    """``pipeline.json``'s ``extra_rows``, resolved."""
 
     def policy(self, role: str) -> Path | None:
         return {"teacher": self.teacher, "digr": self.digr, "distill-only": self.distill_only}[role]
@@ -88,6 +94,45 @@ class Pipeline:
         if p is None:
             return None
         return p.parent if p.name == "policy" else p
+
+
+@dataclass(frozen=True)
+class ExtraRow:
+    """One more (policy, saliency method) pair for Table 1 and the timing chart."""
+
+    label: str
+    """Row name in the table and the chart."""
+    policy: Path
+    """Checkpoint folder."""
+    method: str
+    """Saliency method name."""
+    settings: dict[str, Any] = field(default_factory=dict)
+    """Method settings."""
+    command: str | None = None
+    """The command that made the checkpoint, quoted in the report."""
+
+
+def _extra_rows(d: Path, info: dict[str, Any]) -> tuple[ExtraRow, ...]:
+    rows = info.get("extra_rows", [])
+    if not isinstance(rows, list):
+        raise DigrError(f"{PIPELINE_JSON}: extra_rows must be a list of objects")
+    out = []
+    for i, r in enumerate(rows):
+        if not isinstance(r, dict) or not all(isinstance(r.get(k), str) for k in ("label", "policy", "method")):
+            raise DigrError(f"{PIPELINE_JSON}: extra_rows[{i}] needs string 'label', 'policy' and 'method'")
+        settings = r.get("settings", {})
+        if not isinstance(settings, dict):
+            raise DigrError(f"{PIPELINE_JSON}: extra_rows[{i}].settings must be an object")
+        cand = Path(r["policy"]) if Path(r["policy"]).is_absolute() else d / r["policy"]
+        ckpt = _checkpoint(cand) if cand.exists() else None
+        if ckpt is None:
+            raise DigrError(f"{PIPELINE_JSON}: extra_rows[{i}].policy = {r['policy']!r} is not a digr "
+                            f"checkpoint or run folder (looked in {cand})")
+        out.append(ExtraRow(r["label"], ckpt, r["method"], dict(settings), r.get("command")))
+    labels = [r.label for r in out]
+    if len(set(labels)) != len(labels):
+        raise DigrError(f"{PIPELINE_JSON}: extra_rows labels must be unique")
+    return tuple(out)
 
 
 def _checkpoint(path: Path) -> Path | None:
@@ -130,7 +175,7 @@ def load_pipeline(directory: str | Path) -> Pipeline:
                         f"checkpoint) or a 'teacher' path in {PIPELINE_JSON}")
     task = get_task(info.get("task") or checkpoint_task(paths["teacher"])).name
     return Pipeline(dir=d, task=task, teacher=paths["teacher"], digr=paths["digr"],
-                    distill_only=paths["distill-only"], info=info)
+                    distill_only=paths["distill-only"], info=info, extra=_extra_rows(d, info))
 
 
 # --------------------------------------------------------------------------------------------- cache
@@ -445,7 +490,9 @@ def _header(rep: _Report) -> None:
         rep.md += ["", f"Not in this pipeline folder: {', '.join(missing)} (their rows and curves are left "
                    "out)."]
     commands = pipe.info.get("commands")
-    if isinstance(commands, dict) and commands:
+    extra_cmds = {r.label: r.command for r in pipe.extra if r.command}
+    if isinstance(commands, dict) and commands or extra_cmds:
+        commands = {**(commands if isinstance(commands, dict) else {}), **extra_cmds}
         rep.md += ["", "The checkpoints were made by:", "",
                    *_cmd_block([f"# {k}\n{v}" for k, v in commands.items()])]
     rep.md.append("")
@@ -460,9 +507,12 @@ def _table1(rep: _Report) -> None:
     if rep.spec.name not in MASKED_TASKS:
         rep.skip("table1", f"only {', '.join(MASKED_TASKS)} has ground-truth masks")
         return
+    from digr.evaluation.table1 import RowSpec
+
+    extra = [RowSpec(r.label, r.policy, r.method, None, dict(r.settings)) for r in pipe.extra]
     rows = table1_rows(pipe.teacher, pipe.digr, pipe.distill_only, states=cfg.states, seed=cfg.seed,
                        batch_size=cfg.batch_size, settings=cfg.settings, device=cfg.device,
-                       threads=cfg.threads, cache=rep.cache)
+                       threads=cfg.threads, cache=rep.cache, extra_rows=extra)
     write_table1(rows, pipe.dir / TABLE1_NAME)
     rep.md += [render_table1(rows, title=None)]
     rep.done("table1")
@@ -499,6 +549,9 @@ def _timing(rep: _Report) -> None:
 
     t = rep.cache("timing", key, compute)
     cmd += ["--threads", str(t["torch_threads"]), "--json"]  # explicit: the CLI's default is 1
+    extra = _extra_timing(rep)
+    if extra:
+        t = {**t, "extra": extra}
     figures.timing_chart(t, rep.figdir / "timing.png")
     ref = t.get(STUDENT_KEY, t["methods"].get("vanilla"))
     ref_name = "DIGR VG" if STUDENT_KEY in t else "teacher VG"
@@ -511,15 +564,58 @@ def _timing(rep: _Report) -> None:
     rows = [(f"{n} (teacher)", v) for n, v in t["methods"].items()]
     if STUDENT_KEY in t:
         rows.append(("**DIGR: vanilla (student)**", t[STUDENT_KEY]))
+    rows += [(label, v) for label, v in extra.items()]
     rows.append(("forward pass only (teacher)", t["forward"]))
     for n, v in rows:
         rep.md.append(f"| {n} | {v['median_ms']:.3f} | {v['p10_ms']:.3f} | {v['p90_ms']:.3f} "
                       f"| {v['repeats']} | {v['median_ms'] / ref['median_ms']:.1f} |")
+    if extra:
+        rep.md += ["", "Extra rows (from `pipeline.json`'s `extra_rows`), each also against a plain forward "
+                   "pass of its own policy, timed the same way in the same run:", "",
+                   "| Map | median ms | own forward ms | map / forward |", "|---|---:|---:|---:|",
+                   *[f"| {label} | {v['median_ms']:.3f} | {v['forward']['median_ms']:.3f} "
+                     f"| {v['median_ms'] / v['forward']['median_ms']:.2f} |" for label, v in extra.items()]]
     rep.md += ["", "![timing](figures/timing.png)", ""]
     rep.done("timing")
     rep.summary["timing_ms"] = {n: v["median_ms"] for n, v in t["methods"].items()}
     if STUDENT_KEY in t:
         rep.summary["timing_ms"][STUDENT_KEY] = t[STUDENT_KEY]["median_ms"]
+
+
+def _extra_timing(rep: _Report) -> dict[str, Any]:
+    """ms per map of each extra row's method on its policy, and of that policy's forward pass."""
+    import torch
+
+    from digr.evaluation.saliency_benchmark import build_method, resolve_device
+    from digr.evaluation.table1 import _slug
+    from digr.evaluation.timing import seeded_observation, time_call
+    from digr.models import load_policy
+    from digr.models.checkpoint import file_digest
+
+    cfg = rep.cfg
+    out: dict[str, Any] = {}
+    for row in rep.pipe.extra:
+        key = {"kind": "timing-extra", "weights": file_digest(row.policy), "method": row.method,
+               "settings": row.settings, "repeats": cfg.repeats, "max_seconds": cfg.timing_max_seconds,
+               "device": cfg.device, "threads": torch.get_num_threads(), "seed": cfg.seed,
+               "host": platform.node()}
+
+        def compute(row=row) -> dict[str, Any]:
+            dev = resolve_device(cfg.device)
+            net = load_policy(row.policy, task=rep.spec.name).to(dev).eval()
+            obs = seeded_observation(rep.spec.name, seed=cfg.seed).to(dev)
+            m = build_method(net, row.method, task=rep.spec.name, settings=row.settings)
+            budget = dict(device=dev, repeats=cfg.repeats, max_seconds=cfg.timing_max_seconds)
+
+            def forward() -> None:
+                with torch.no_grad():
+                    net(obs)
+
+            forward_t = time_call(forward, **budget)
+            return {**time_call(lambda: m.attribute(obs), **budget), "forward": forward_t}
+
+        out[row.label] = rep.cache(f"timing-{_slug(row.label)}", key, compute)
+    return out
 
 
 def _performance(rep: _Report) -> None:

@@ -95,7 +95,8 @@ def time_saliency(
     methods: Iterable[str] | None = None,
     max_seconds: float = DEFAULT_MAX_SECONDS,
 ) -> dict[str, Any]:
-    """Milliseconds per map, batch 1, for every method in ``methods`` (default: all registered).
+    """Milliseconds per map, batch 1, for every method in ``methods`` (default: every registered
+    method that supports ``policy``).
 
     ``policy`` and ``student`` are moved to ``device``. Returns ``task``, ``device``,
     ``torch_threads``, ``machine``, ``seed``, ``forward`` (reference forward pass), ``methods``
@@ -113,7 +114,8 @@ def time_saliency(
         if net is not None and tuple(net.config.obs_shape) != tuple(spec.obs_shape):
             raise DigrError(f"{name} expects observations {tuple(net.config.obs_shape)}, task "
                             f"{spec.name!r} gives {spec.obs_shape}")
-    names = [canonical_name(m) for m in (methods if methods is not None else METHODS)]
+    names = ([canonical_name(m) for m in methods] if methods is not None
+             else [n for n, cls in METHODS.items() if cls.supports(policy)])
     dev = resolve_device(device)
     obs = seeded_observation(spec.name, seed=seed).to(dev)
     policy = policy.to(dev).eval()

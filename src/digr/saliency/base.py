@@ -52,6 +52,12 @@ class SaliencyMethod:
         self.settings: dict[str, Any] = dict(settings)
         """The method's resolved settings, for provenance (written next to saved maps)."""
 
+    @staticmethod
+    def supports(policy: torch.nn.Module) -> bool:
+        """Whether this method can explain ``policy`` (all can, except architecture-specific ones
+        such as FLS); "every method" lists (``--method all``, timing) skip the others."""
+        return True
+
     def attribute(self, obs: torch.Tensor, *, target: Target = None) -> torch.Tensor:
         """Saliency maps ``(B, H, W)`` float32 in ``[0, 1]`` for ``obs: (B, C, H, W)`` in ``[0, 1]``."""
         obs = check_obs(self.policy, obs)
