@@ -165,3 +165,22 @@ def test_kill_9_during_training_then_rerun_completes(tmp_path, teacher_ckpt, tin
     steps = [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert steps == [*range(3, 40, 3), 40], "one row per logged step: no duplicates, no gaps"
     assert read_config(out / "policy")["meta"]["steps"] == 40
+
+
+def test_fls_student_is_the_teachers_network_with_fls(tmp_path, teacher_ckpt, tiny_dataset):
+    from digr.models.fls import fls_config, fls_variant
+    from digr.saliency import get_method
+
+    out = tmp_path / "run"
+    cfg = tiny(steps=2, eval_episodes=0, student_fls="sparse-sum")
+    assert train_student(teacher_ckpt, tiny_dataset, TASK, out, cfg)["steps"] == 2
+    student = load_policy(out, task=TASK)
+    teacher = load_policy(teacher_ckpt, task=TASK)
+    assert student.config == fls_config(teacher.config, "sparse-sum") and fls_variant(student.config) == "sparse-sum"
+    assert json.loads((out / "config.json").read_text())["policy"]["attention"] == "fls"
+    maps = get_method("fls", student).attribute(torch.rand(2, 3, 64, 64))  # its free map works
+    assert maps.shape == (2, 64, 64)
+    assert train_student(teacher_ckpt, tiny_dataset, TASK, out, tiny(steps=3, eval_episodes=0,
+                                                                    student_fls="sparse-sum"))["steps"] == 3
+    with pytest.raises(DigrError, match="student_fls"):
+        tiny(student_fls="nope")

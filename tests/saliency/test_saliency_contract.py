@@ -10,6 +10,18 @@ from digr.saliency import ALIASES, METHODS, canonical_name, get_method
 
 # Small settings where a method has a per-task one; everything else runs on its paper defaults.
 SETTINGS = {"perturbation": dict(radius=3), "sarfa": dict(radius=3)}
+# Methods that read a module only some networks have: they are checked on that network's variant.
+NEEDS_FLS = {"fls"}
+
+
+def policy_for(name, plain):
+    """``plain`` itself, or for a method that needs FLS attention its sparse-sum FLS variant."""
+    if name not in NEEDS_FLS:
+        return plain
+    from digr.models import PolicyNet, fls_config
+
+    torch.manual_seed(0)
+    return PolicyNet(fls_config(plain.config, "sparse-sum")).eval()
 
 
 def make(name, policy, **extra):
@@ -22,7 +34,7 @@ def _obs(b, seed=0, shape=(3, 16, 16)):
 
 def test_registry_lists_every_paper_method():
     assert list(METHODS) == ["vanilla", "guided_backprop", "gradcam", "integrated_gradients", "smoothgrad",
-                             "perturbation", "sarfa"]
+                             "perturbation", "sarfa", "fls"]
     for name, cls in METHODS.items():
         assert cls.name == name
     for alias, name in ALIASES.items():
@@ -32,6 +44,10 @@ def test_registry_lists_every_paper_method():
 
 @pytest.mark.parametrize("name", list(METHODS))
 def test_contract(name, tiny_policy):
+    # supports() tells "every method" lists (timing, --method all) which networks a method explains
+    assert METHODS[name].supports(tiny_policy) == (name not in NEEDS_FLS)
+    tiny_policy = policy_for(name, tiny_policy)
+    assert METHODS[name].supports(tiny_policy)
     before = {k: v.clone() for k, v in tiny_policy.state_dict().items()}
     method = make(name, tiny_policy)
     obs = _obs(8, seed=1)
@@ -66,12 +82,14 @@ def test_stacked_frames_and_grey_inputs(name):
     torch.manual_seed(0)
     policy = PolicyNet(PolicyConfig(obs_shape=(2, 12, 20), n_actions=3, convs=((4, 4, 2, 0), (4, 3, 1, 1)),
                                     hidden=8)).eval()
+    policy = policy_for(name, policy)
     maps = make(name, policy).attribute(_obs(2, 2, shape=(2, 12, 20)))
     assert maps.shape == (2, 12, 20) and float(maps.max()) <= 1.0
 
 
 @pytest.mark.parametrize("name", list(METHODS))
 def test_bad_input_raises_one_clear_error(name, tiny_policy):
+    tiny_policy = policy_for(name, tiny_policy)
     method = make(name, tiny_policy)
     good = _obs(2)
     bad = {
@@ -106,10 +124,12 @@ def test_unknown_method_and_setting(tiny_policy):
         get_method("smoothgrad", tiny_policy, samples=-2)
     with pytest.raises(DigrError):
         get_method("smoothgrad", tiny_policy, sigma=-0.1)
+    with pytest.raises(DigrError, match="FLS attention module"):
+        get_method("fls", tiny_policy)  # a network without the module cannot give its map
 
 
 def test_vanilla_create_graph_is_the_differentiable_one(tiny_policy):
     maps = get_method("vanilla", tiny_policy, create_graph=True).attribute(_obs(2))
     assert maps.requires_grad
     # only vanilla with create_graph=True builds a graph; every default instance is detached
-    assert [n for n in METHODS if make(n, tiny_policy).differentiable] == []
+    assert [n for n in METHODS if make(n, policy_for(n, tiny_policy)).differentiable] == []

@@ -35,6 +35,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--match-weight", type=float, default=None,
                    help="extension beyond the paper: weight of a term pulling the student's saliency "
                         "up to the teacher's where eq. 4 keeps it (default 0: off)")
+    p.add_argument("--match-threshold", type=float, default=None,
+                   help="the match term covers pixels whose teacher saliency exceeds this (default: --threshold)")
+    p.add_argument("--student-fls", choices=["sparse", "sparse-sum", "dense"], default=None,
+                   help="FLS + DIGR: the student is the teacher's network with this Free-Lunch Saliency "
+                        "variant (default: the teacher's architecture)")
     p.add_argument("--no-pcgrad", action="store_true", help="sum the two gradients instead of PCGrad")
     p.add_argument("--batch-size", type=pos_int, default=None, help="states per batch (default 64)")
     p.add_argument("--learning-rate", type=float, default=None, help="learning rate (Table 3)")
@@ -61,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = DistillConfig.for_task(
         spec, alpha=args.alpha, threshold=args.threshold, steps=args.steps, seed=args.seed,
         use_igr=False if args.no_igr else None,
-        igr_normalizer=args.igr_normalizer, match_weight=args.match_weight, pcgrad=False if args.no_pcgrad else None,
+        igr_normalizer=args.igr_normalizer, match_weight=args.match_weight, match_threshold=args.match_threshold, student_fls=args.student_fls, pcgrad=False if args.no_pcgrad else None,
         batch_size=args.batch_size, learning_rate=args.learning_rate, n_envs=args.n_envs,
         eval_every=args.eval_every, eval_episodes=args.eval_episodes,
         checkpoint_every=args.checkpoint_every, log_every=args.log_every, torch_threads=args.threads)

@@ -6,6 +6,8 @@ import argparse
 
 from digr.cli.common import add_task, nonneg_int
 
+FLS_VARIANTS = ("sparse", "sparse-sum", "dense")  # = digr.models.fls.VARIANTS (checked by a test)
+
 NAME = "train"
 HELP = "train a PPO teacher (Stable-Baselines3) with the task's Table 2 settings; resumable"
 DESCRIPTION = HELP + """
@@ -28,6 +30,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--vec-env", choices=["dummy", "subproc"], default=None,
                    help="run envs in this process (dummy) or one process each (subproc)")
     p.add_argument("--threads", type=nonneg_int, default=None, help="torch threads")
+    p.add_argument("--fls", choices=list(FLS_VARIANTS), default=None,
+                   help="train a Free-Lunch Saliency network instead of the plain one: sparse (FLS + "
+                        "flatten), sparse-sum (FLS + sum-pool), dense (stride-1 trunk + FLS + sum-pool); "
+                        "same PPO settings; recorded in config.json and the checkpoint")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -44,6 +50,7 @@ def run(args: argparse.Namespace) -> int:
         spec, total_timesteps=args.timesteps, seed=args.seed, n_envs=args.n_envs,
         learning_rate=args.learning_rate, stop_at_success=args.stop_at_success,
         checkpoint_every=args.checkpoint_every, vec_env=args.vec_env, torch_threads=args.threads or None)
-    stats = train_teacher(spec.name, args.out, cfg, show_progress=not args.no_progress)
-    print(f"trained {spec.name}: {stats}  -> {args.out}/policy")
+    stats = train_teacher(spec.name, args.out, cfg, show_progress=not args.no_progress, fls=args.fls)
+    net = f" (FLS {args.fls})" if args.fls else ""
+    print(f"trained {spec.name}{net}: {stats}  -> {args.out}/policy")
     return 0

@@ -44,6 +44,14 @@ class DistillConfig:
     """Weight of an extension beyond the paper added to the IGR term: the student's max-normalised
     saliency is pulled up to the teacher's on the pixels eq. 4 keeps
     (:func:`digr.distill.losses.kept_match_penalty`). 0 (default) is the paper's loss."""
+    match_threshold: float | None = None
+    """The match term covers pixels with teacher saliency ``M_p`` above this (None: ``threshold``).
+    At lambda itself it also covers the blur's spill onto floor next to the objects, which the
+    student can only match by giving empty floor a gradient."""
+    student_fls: str | None = None
+    """Student architecture: ``None`` (the teacher's, as the paper) or an FLS variant
+    (``sparse``, ``sparse-sum``, ``dense``; :func:`digr.models.fls.fls_config` of the teacher's
+    network) for "FLS + DIGR": DIGR distillation into a student with a Free-Lunch Saliency module."""
     pcgrad: bool = True
     """Combine the two objectives' gradients with PCGrad (Yu et al. 2020) instead of summing."""
     max_grad_norm: float | None = None
@@ -70,6 +78,13 @@ class DistillConfig:
         for name in ("steps", "eval_every", "eval_episodes"):
             if getattr(self, name) < 0:
                 raise DigrError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.student_fls is not None:
+            from digr.models.fls import VARIANTS
+
+            if self.student_fls not in VARIANTS:
+                raise DigrError(f"student_fls must be one of {', '.join(VARIANTS)}, got {self.student_fls!r}")
+        if self.match_threshold is not None and not self.threshold <= self.match_threshold <= 1.0:
+            raise DigrError(f"match_threshold must be in [threshold, 1], got {self.match_threshold}")
         if self.match_weight < 0:
             raise DigrError(f"match_weight must be >= 0, got {self.match_weight}")
         if self.alpha < 0:

@@ -122,11 +122,12 @@ def selective_penalty(raw_maps: torch.Tensor, teacher_maps: torch.Tensor, *, thr
 
 def kept_match_penalty(raw_maps: torch.Tensor, teacher_maps: torch.Tensor, *, threshold: float
                        ) -> torch.Tensor:
-    """An extension beyond the paper: ``mean over kept pixels of max(0, M_p - M_g)``.
+    """An extension beyond the paper: ``mean over pixels with M_p > threshold of max(0, M_p - M_g)``.
 
     ``raw_maps: (B, H, W)`` non-negative student gradient maps, ``teacher_maps: (B, H, W)`` in
-    ``[0, 1]``; kept pixels are those eq. 4 does not penalise (``M_p > threshold``) and ``M_g``
-    is eq. 2's max-normalised map (max differentiated). Eq. 4 only says where the student's
+    ``[0, 1]``; ``threshold`` is eq. 4's lambda (every pixel eq. 4 keeps) or higher (only the
+    teacher's strongest region; the trainer's ``match_threshold``), and ``M_g`` is eq. 2's
+    max-normalised map (max differentiated). Eq. 4 only says where the student's
     saliency must *not* be, so a map with one bright pixel inside the teacher's region satisfies
     it; this term asks the student's saliency to be at least the teacher's wherever the teacher
     finds the pixel salient. Returns 0 for a batch without kept pixels.
@@ -140,7 +141,8 @@ def kept_match_penalty(raw_maps: torch.Tensor, teacher_maps: torch.Tensor, *, th
 
 
 def igr_loss(student: PolicyNet, obs: torch.Tensor, teacher_maps: torch.Tensor, *, threshold: float,
-             normalizer: str = "max", match_weight: float = 0.0) -> tuple[torch.Tensor, IGRMetrics]:
+             normalizer: str = "max", match_weight: float = 0.0, match_threshold: float | None = None
+             ) -> tuple[torch.Tensor, IGRMetrics]:
     """Selective input-gradient regularisation, paper eq. 4.
 
     ``obs: (B, C, H, W) float32 in [0, 1]``; ``teacher_maps: (B, H, W) float32 in [0, 1]`` the
@@ -149,7 +151,8 @@ def igr_loss(student: PolicyNet, obs: torch.Tensor, teacher_maps: torch.Tensor, 
     with respect to the student's parameters (double backpropagation). Returns the batch mean of
     ``(1/N) sum_i 1[M_p_i <= threshold] * M_g_i``; see :func:`selective_penalty` for
     ``normalizer``. With ``match_weight > 0`` the loss adds ``match_weight`` times
-    :func:`kept_match_penalty` (an extension; 0 is the paper). The metrics use eq. 2's plain
+    :func:`kept_match_penalty` over the pixels with ``M_p > match_threshold`` (default: the
+    pixels eq. 4 keeps) -- an extension; 0 is the paper. The metrics use eq. 2's plain
     max-normalised map.
     """
     from digr.saliency.base import check_obs, reduce_channels
@@ -163,7 +166,8 @@ def igr_loss(student: PolicyNet, obs: torch.Tensor, teacher_maps: torch.Tensor, 
     loss = selective_penalty(raw, teacher_maps, threshold=threshold, normalizer=normalizer)
     match = float("nan")
     if match_weight > 0:
-        match_t = kept_match_penalty(raw, teacher_maps, threshold=threshold)
+        match_t = kept_match_penalty(raw, teacher_maps,
+                                     threshold=threshold if match_threshold is None else match_threshold)
         loss = loss + match_weight * match_t
         match = float(match_t.detach())
     with torch.no_grad():

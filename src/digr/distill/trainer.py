@@ -101,7 +101,8 @@ class Distiller:
             if igr_obs is None or igr_maps is None:
                 raise DigrError("a DIGR update needs an IGR batch (igr_obs, igr_maps)")
             igr, igr_metrics = igr_loss(self.student, igr_obs, igr_maps, threshold=cfg.threshold,
-                                         normalizer=cfg.igr_normalizer, match_weight=cfg.match_weight)
+                                         normalizer=cfg.igr_normalizer, match_weight=cfg.match_weight,
+                                         match_threshold=cfg.match_threshold)
             g_igr = flat_grad(igr, self.params)  # double backprop through the input gradient
             if cfg.pcgrad:
                 g, conflict = pcgrad(g_igr, g_kl)
@@ -248,12 +249,17 @@ def train_student(
             raise DigrError("DIGR needs the teacher's saliency dataset (--dataset); "
                             "use --no-igr for policy distillation only")
         data = load_dataset(dataset, teacher=teacher_path, task=spec.name, policy=teacher_net)
+    student_config = teacher_net.config
+    if cfg.student_fls is not None:
+        from digr.models.fls import fls_config
+
+        student_config = fls_config(teacher_net.config, cfg.student_fls)
     info = {
         "digr_version": __version__, "task": spec.name, "teacher": str(teacher_path),
         "teacher_sha256": file_digest(teacher_path),
         "dataset": str(dataset) if data is not None else None,
         "dataset_sha256": _dataset_digest(data) if data is not None else None,
-        "policy": teacher_net.config.to_dict(), "distill": cfg.to_dict(),
+        "policy": student_config.to_dict(), "distill": cfg.to_dict(),
     }
     info = json.loads(json.dumps(info))  # tuples -> lists, as they come back from config.json
     out.mkdir(parents=True, exist_ok=True)
@@ -262,7 +268,7 @@ def train_student(
     if cfg.torch_threads is not None:
         torch.set_num_threads(cfg.torch_threads)
 
-    student = init_student(teacher_net.config, seed=cfg.seed)
+    student = init_student(student_config, seed=cfg.seed)
     distiller = Distiller(student, config=cfg)
     state = _load_resume(out, student, distiller.optimizer) or {"step": 0, "wall_s": 0.0, "last": {}}
     step = int(state["step"])

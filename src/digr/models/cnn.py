@@ -1,4 +1,5 @@
-"""The paper's policy network: 3 convolutional layers and 2 linear layers (section 4.1)."""
+"""The paper's policy network: 3 convolutional layers and 2 linear layers (section 4.1), optionally
+with a Free-Lunch Saliency attention module after the last conv (:mod:`digr.models.fls`)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,13 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 from torch import nn
+
+from digr.models.fls import ATTENTION_CHANNELS, ATTENTION_KERNEL, ATTENTIONS, FLSAttention
+
+POOLS = ("flatten", "max", "sum")
+"""Values of :attr:`PolicyConfig.pool`."""
+_ATTENTION_DEFAULTS = {"attention": None, "attention_channels": ATTENTION_CHANNELS,
+                       "attention_kernel": ATTENTION_KERNEL}
 
 
 @dataclass(frozen=True)
@@ -23,22 +31,60 @@ class PolicyConfig:
     """Width of the first linear layer (followed by ReLU)."""
     pool: str = "flatten"
     """How the last conv's ``(C, h, w)`` output reaches the linear layer: ``flatten`` (the usual
-    Nature-CNN head) or ``max`` (global max over positions, parameter-free). ``max`` makes the
-    head translation-invariant, which is what lets PPO learn the full-room Red-Fetch-Green view
-    quickly: the convolutions compute "what is where relative to me" at the agent's tile and the
-    pool reads it wherever the agent stands, as the egocentric view does."""
+    Nature-CNN head), ``max`` (global max over positions, parameter-free) or ``sum`` (sum over
+    positions; with FLS attention this is the FLS paper's sum-pooling, an attention-weighted sum
+    of the feature vectors). ``max`` makes the head translation-invariant, which is what lets PPO
+    learn the full-room Red-Fetch-Green view quickly: the convolutions compute "what is where
+    relative to me" at the agent's tile and the pool reads it wherever the agent stands, as the
+    egocentric view does."""
+    attention: str | None = None
+    """Attention module between the last conv and the pooling: ``None`` or ``"fls"`` (Free-Lunch
+    Saliency, :mod:`digr.models.fls`: the features are multiplied by a ``(1, h, w)`` map)."""
+    attention_channels: int = ATTENTION_CHANNELS
+    """Hidden channels of the FLS module (FLS paper: 256). Unused without attention."""
+    attention_kernel: int = ATTENTION_KERNEL
+    """Kernel size of both FLS convolutions, odd, "same" padding (FLS paper: 3). Unused without
+    attention."""
+
+    def validate(self) -> "PolicyConfig":
+        """Return ``self``, or raise :class:`DigrError` for an unknown pool or attention setting."""
+        from digr.errors import DigrError
+
+        if self.pool not in POOLS:
+            raise DigrError(f"pool must be one of {', '.join(map(repr, POOLS))}, got {self.pool!r}")
+        if self.attention is not None and self.attention not in ATTENTIONS:
+            raise DigrError(f"attention must be None or one of {', '.join(map(repr, ATTENTIONS))}, "
+                            f"got {self.attention!r}")
+        if self.attention_channels < 1:
+            raise DigrError(f"attention_channels must be >= 1, got {self.attention_channels}")
+        if self.attention_kernel < 1 or self.attention_kernel % 2 == 0:
+            raise DigrError(f"attention_kernel must be odd and >= 1 (same padding), "
+                            f"got {self.attention_kernel}")
+        return self
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """JSON-ready fields. A network without attention and with default attention settings
+        writes exactly the keys it wrote before attention existed: run folders compare these dicts
+        to decide whether a run may be resumed, and old runs must keep resuming."""
+        d = asdict(self)
+        if all(d[k] == v for k, v in _ATTENTION_DEFAULTS.items()):
+            for k in _ATTENTION_DEFAULTS:
+                del d[k]
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "PolicyConfig":
+        """Inverse of :meth:`to_dict`; accepts configs written before ``pool`` and ``attention``."""
+        attention = d.get("attention")
         return cls(
             obs_shape=tuple(int(x) for x in d["obs_shape"]),
             n_actions=int(d["n_actions"]),
             convs=tuple(tuple(int(x) for x in c) for c in d["convs"]),
             hidden=int(d["hidden"]),
             pool=str(d.get("pool", "flatten")),
+            attention=None if attention is None else str(attention),
+            attention_channels=int(d.get("attention_channels", ATTENTION_CHANNELS)),
+            attention_kernel=int(d.get("attention_kernel", ATTENTION_KERNEL)),
         )
 
     @classmethod
@@ -49,14 +95,17 @@ class PolicyConfig:
 
 
 class CNNTrunk(nn.Module):
-    """Conv stack plus the first linear layer: ``(B, C, H, W) float in [0, 1] -> (B, hidden)``."""
+    """Conv stack, optional attention, pooling and the first linear layer:
+    ``(B, C, H, W) float in [0, 1] -> (B, hidden)``.
+
+    With ``config.attention == "fls"`` the last conv's features ``(B, C', h, w)`` are multiplied
+    by the FLS map ``(B, 1, h, w)`` before pooling (:mod:`digr.models.fls`); the module is
+    registered as ``attention`` only then, so plain networks keep their exact state-dict keys.
+    """
 
     def __init__(self, config: PolicyConfig) -> None:
         super().__init__()
-        if config.pool not in ("flatten", "max"):
-            from digr.errors import DigrError
-
-            raise DigrError(f"pool must be 'flatten' or 'max', got {config.pool!r}")
+        config.validate()
         self.config = config
         layers: list[nn.Module] = []
         c_in = config.obs_shape[0]
@@ -64,19 +113,49 @@ class CNNTrunk(nn.Module):
             layers += [nn.Conv2d(c_in, c_out, k, stride=s, padding=p), nn.ReLU()]
             c_in = c_out
         self.convs = nn.Sequential(*layers)
+        self.attention = None
+        if config.attention == "fls":
+            self.attention = FLSAttention(c_in, channels=config.attention_channels,
+                                          kernel=config.attention_kernel)
         with torch.no_grad():  # infer the flatten size with a dummy forward, as SB3's NatureCNN
             n_flat = self._pool(self.convs(torch.zeros(1, *config.obs_shape))).shape[1]
         self.linear = nn.Linear(n_flat, config.hidden)
 
     def _pool(self, x: torch.Tensor) -> torch.Tensor:
-        return x.amax(dim=(2, 3)) if self.config.pool == "max" else x.flatten(1)
+        if self.config.pool == "max":
+            return x.amax(dim=(2, 3))
+        if self.config.pool == "sum":
+            return x.sum(dim=(2, 3))
+        return x.flatten(1)
 
     def features(self, obs: torch.Tensor) -> torch.Tensor:
-        """Last conv layer's activations ``(B, C', h, w)``."""
+        """Last conv layer's activations ``(B, C', h, w)`` (before any attention)."""
         return self.convs(obs)
 
-    def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        return torch.relu(self.linear(self._pool(self.convs(obs))))
+    def attention_map(self, obs: torch.Tensor) -> torch.Tensor:
+        """The FLS attention map ``(B, 1, h, w)`` (> 0) for ``obs: (B, C, H, W)``.
+
+        Runs the conv stack and the attention module only: less than one forward pass.
+        :class:`DigrError` for a network without attention.
+        """
+        if self.attention is None:
+            from digr.errors import DigrError
+
+            raise DigrError("this policy has no attention module (train it with --fls, or build it "
+                            "with digr.models.fls.fls_config)")
+        return self.attention(self.convs(obs))
+
+    def forward(self, obs: torch.Tensor, *, return_attention: bool = False
+                ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor | None]:
+        """``(B, hidden)`` features; with ``return_attention`` also the ``(B, 1, h, w)`` attention
+        map of this same pass (``None`` without attention)."""
+        x = self.convs(obs)
+        attn = None
+        if self.attention is not None:
+            attn = self.attention(x)
+            x = x * attn  # FLS: gate every position's feature vector (broadcast over channels)
+        h = torch.relu(self.linear(self._pool(x)))
+        return (h, attn) if return_attention else h
 
 
 class PolicyNet(nn.Module):
@@ -102,6 +181,12 @@ class PolicyNet(nn.Module):
     def logits_and_value(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         h = self.trunk(obs)
         return self.pi(h), self.v(h).squeeze(-1)
+
+    def logits_and_attention(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Logits ``(B, A)`` and the FLS attention map ``(B, 1, h, w)`` of one forward pass
+        (``None`` for a network without attention)."""
+        h, attn = self.trunk(obs, return_attention=True)
+        return self.pi(h), attn
 
     @property
     def last_conv(self) -> nn.Conv2d:

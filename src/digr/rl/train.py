@@ -2,7 +2,8 @@
 
 The run folder holds::
 
-    config.json        resolved PPOConfig + policy architecture, written before the first step
+    config.json        resolved PPOConfig + policy architecture (+ the FLS variant, if any),
+                       written before the first step
     policy/            the latest digr checkpoint (what ``--policy`` takes)
     resume/            SB3 policy + optimizer state (safetensors / weights-only torch) and counters
     progress.csv       steps, wall time, steps/s, mean return, success rate per rollout
@@ -31,6 +32,7 @@ from digr.errors import DigrError
 from digr.io import atomic_write, atomic_write_json
 from digr.models.checkpoint import save_policy
 from digr.models.cnn import PolicyConfig
+from digr.models.fls import fls_config
 from digr.rl.config import PPOConfig
 from digr.rl.sb3 import policy_from_sb3, policy_kwargs
 
@@ -109,13 +111,20 @@ class _Progress(BaseCallback):
 
 
 class TeacherRun:
-    """One resumable PPO training run in a folder."""
+    """One resumable PPO training run in a folder.
 
-    def __init__(self, task: str, out: str | Path, config: PPOConfig) -> None:
+    ``fls``: ``None`` (the task's plain network) or an FLS variant (``sparse``, ``sparse-sum``,
+    ``dense``; :func:`digr.models.fls.fls_config`) trained with the same PPO settings.
+    """
+
+    def __init__(self, task: str, out: str | Path, config: PPOConfig, *, fls: str | None = None) -> None:
         self.spec = get_task(task)
         self.out = Path(out)
         self.config = config.validate()
+        self.fls = fls
         self.policy_config = PolicyConfig.for_task(self.spec)
+        if fls is not None:
+            self.policy_config = fls_config(self.policy_config, fls)
         self.wall_before = 0.0
         self.episodes_before = 0
 
@@ -133,6 +142,8 @@ class TeacherRun:
         """Write the digr checkpoint and the resume state (each atomically)."""
         meta = {"trainer": "sb3-ppo", "steps": int(model.num_timesteps), "seed": self.config.seed,
                 "stats": stats, "ppo": self.config.to_dict()}
+        if self.fls is not None:
+            meta["fls"] = self.fls
         save_policy(policy_from_sb3(model.policy), self.out / "policy", task=self.spec.name, meta=meta)
         resume = self.out / "resume"
         resume.mkdir(exist_ok=True)
@@ -154,11 +165,14 @@ class TeacherRun:
         path = self.out / "config.json"
         want = {"task": self.spec.name, "ppo": self.config.to_dict(),
                 "policy": self.policy_config.to_dict()}
+        if self.fls is not None:  # plain runs keep their old config.json keys
+            want["fls"] = self.fls
         if path.exists():
             have = json.loads(path.read_text())
             fixed = ("task", "policy")
             if any(have.get(k) != json.loads(json.dumps(want[k])) for k in fixed):
-                raise DigrError(f"{self.out} holds a run for another task or network; "
+                was = f" (it was started with --fls {have['fls']})" if have.get("fls") else ""
+                raise DigrError(f"{self.out} holds a run for another task or network{was}; "
                                 "use a new --out folder")
             # Everything else may change between resumed chunks (e.g. more timesteps).
         atomic_write_json(path, want)
@@ -216,7 +230,8 @@ class TeacherRun:
         return stats
 
 
-def train_teacher(task: str, out: str | Path, config: PPOConfig, *, show_progress: bool = True
-                  ) -> dict[str, Any]:
-    """Train a PPO teacher for ``task`` into the run folder ``out`` (resuming if possible)."""
-    return TeacherRun(task, out, config).train(show_progress=show_progress)
+def train_teacher(task: str, out: str | Path, config: PPOConfig, *, show_progress: bool = True,
+                  fls: str | None = None) -> dict[str, Any]:
+    """Train a PPO teacher for ``task`` into the run folder ``out`` (resuming if possible);
+    ``fls`` picks an FLS variant of the task's network (see :class:`TeacherRun`)."""
+    return TeacherRun(task, out, config, fls=fls).train(show_progress=show_progress)

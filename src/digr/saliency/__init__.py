@@ -18,6 +18,7 @@ import torch
 
 from digr.errors import DigrError
 from digr.saliency.base import SaliencyMethod
+from digr.saliency.fls import FLS
 from digr.saliency.gradcam import GradCAM
 from digr.saliency.guided_backprop import GuidedBackprop
 from digr.saliency.integrated_gradients import IntegratedGradients
@@ -34,6 +35,7 @@ METHODS: dict[str, type[SaliencyMethod]] = {
     "smoothgrad": SmoothGrad,
     "perturbation": Perturbation,
     "sarfa": SARFA,
+    "fls": FLS,  # needs an FLS policy (digr.models.fls); Nikulin et al. 2019
 }
 """Registry: method name -> class, in the row order of the paper's Table 1."""
 
