@@ -9,14 +9,20 @@ depend on training), batch 1:
 * ``vanilla_over_forward``: median vanilla-gradient map (``get_method("vanilla").attribute``, input
   checks and normalisation included) over median plain forward, timed alternately call by call
   (goal <= 3);
-* ``perturbation_speedup`` = straightforward loop / ours, at the same stride and radius (goal >= 10).
-  The straightforward loop follows Greydanus et al.'s released code: for each grid location,
-  build the Gaussian window, blur the image and blend (their ``occlude`` blurs on every call),
-  then one forward pass and the KL score;
+* ``perturbation_speedup`` = straightforward loop / ours (medians; the loop runs 3 times, 1 with
+  ``--quick``, interleaved with ours), at the same stride and radius (goal >= 10),
+  ours with its default settings (window truncated at ``TRUNCATE`` radii, ``engine="auto"``:
+  incremental inference where it pays, see ``digr.saliency.incremental``). The straightforward
+  loop follows Greydanus et al.'s released code: for each grid location, build the (untruncated)
+  Gaussian window, blur the image and blend (their ``occlude`` blurs on every call), then one
+  forward pass and the KL score;
 * ``perturbation_speedup_vs_cached_loop``: the same but against a loop that already reuses the
-  blur and the windows, so only the one-forward-per-location structure differs -- the gain of
-  batching alone;
-* ``naive_max_abs_diff``: largest difference between the loop's map and ours (same maps).
+  blur and the windows, so only the one-forward-per-location structure differs;
+* ``perturbation_speedup_vs_batched``: our previous path (untruncated windows, every perturbed
+  state through the full network in large batches) / ours -- the gain of incremental inference;
+* ``max_abs_diff_vs_loop``: largest difference between the loop's normalised map and ours (the
+  truncation's effect plus rounding); ``batched_max_abs_diff_vs_loop``: the same for the
+  previous batched path (rounding only).
 
     python benchmarks/saliency_speed.py --json            # full run
     python benchmarks/saliency_speed.py --json --quick    # smaller: fewer repetitions, stride 8
@@ -85,10 +91,10 @@ def greydanus_loop(policy, obs, *, radius: float, stride: int, cached: bool) -> 
     xx = torch.arange(w, dtype=obs.dtype)[None, :]
     rows, cols = range(0, h, stride), range(0, w, stride)
     out = torch.empty(len(rows), len(cols))
-    with torch.no_grad():
-        logp = torch.log_softmax(policy(obs), -1)
+    with torch.no_grad():  # the KL in float64, as ours: in float32 it cancels to ~1e-7 absolute
+        logp = torch.log_softmax(policy(obs).double(), -1)
         if cached:
-            blurred, grid = gaussian_blur(obs), mask_grid(h, w, radius=radius, stride=stride)
+            blurred, grid = gaussian_blur(obs), mask_grid(h, w, radius=radius, stride=stride, truncate=None)
         for a, i in enumerate(rows):
             for b, j in enumerate(cols):
                 if cached:
@@ -96,26 +102,33 @@ def greydanus_loop(policy, obs, *, radius: float, stride: int, cached: bool) -> 
                 else:
                     m = torch.exp(-((yy - i) ** 2 + (xx - j) ** 2) / (2 * radius ** 2))
                     blur = gaussian_blur(obs)
-                logq = torch.log_softmax(policy(obs * (1 - m) + blur * m), -1)
+                logq = torch.log_softmax(policy(obs * (1 - m) + blur * m).double(), -1)
                 out[a, b] = (logp.exp() * (logp - logq)).sum()
     return out
 
 
-def bench_shape(key: str, task: str, *, stride: int, reps: int, slow_reps: int, seed: int) -> dict:
+def bench_shape(key: str, task: str, *, stride: int, reps: int, slow_reps: int, loop_reps: int, seed: int
+                ) -> dict:
     from digr.envs import get_task
+    from digr.errors import DigrError
     from digr.models import PolicyConfig, PolicyNet
     from digr.saliency import METHODS, get_method
-    from digr.saliency.perturbation import mask_grid, perturbation_scores, kl_score
+    from digr.saliency.base import normalize_maps
+    from digr.saliency.perturbation import incremental_plan, kl_score, mask_grid, perturbation_scores
 
     spec = get_task(task)
     torch.manual_seed(seed)
     policy = PolicyNet(PolicyConfig.for_task(spec)).eval()
     obs = torch.rand(1, *spec.obs_shape, generator=torch.Generator().manual_seed(seed))
     radius = spec.perturbation_radius
-    times = {}
+    times, skipped = {}, {}
     for name in METHODS:
         settings = {"radius": radius, "stride": stride} if name in ("perturbation", "sarfa") else {}
-        method = get_method(name, policy, **settings)
+        try:
+            method = get_method(name, policy, **settings)
+        except DigrError as e:  # a method that needs another kind of policy (e.g. fls)
+            skipped[name] = str(e)
+            continue
         slow = name in ("perturbation", "sarfa", "integrated_gradients", "smoothgrad")
         times[name] = Times().run(lambda: method.attribute(obs), slow_reps if slow else reps)
 
@@ -129,17 +142,31 @@ def bench_shape(key: str, task: str, *, stride: int, reps: int, slow_reps: int, 
             fwd.call(lambda: policy(obs))
         van.call(lambda: vanilla.attribute(obs))
 
-    # perturbation vs the loops: ours is timed before, between and after the loops
+    # perturbation vs the loops: ours (and the previous batched path) are timed before, between
+    # and after the loops, alternating call by call
     ours = lambda: perturbation_scores(policy, obs, kl_score, radius=radius, stride=stride)  # noqa: E731
-    mine = Times().run(ours, slow_reps)
-    naive_t = Times()
-    naive = naive_t.call(lambda: greydanus_loop(policy, obs, radius=radius, stride=stride, cached=False))
-    mine.run(ours, slow_reps, warmup=0)
-    cached_t = Times()
-    cached_t.call(lambda: greydanus_loop(policy, obs, radius=radius, stride=stride, cached=True))
-    mine.run(ours, slow_reps, warmup=0)
+    old = lambda: perturbation_scores(policy, obs, kl_score, radius=radius, stride=stride,  # noqa: E731
+                                      truncate=None, engine="batched")
+    mine, batched = Times(), Times()
+
+    def both(n: int) -> None:
+        for _ in range(n):
+            mine.call(ours)
+            batched.call(old)
+
+    ours(), old()
+    both(slow_reps)
+    naive_t, cached_t = Times(), Times()
+    for _ in range(loop_reps):  # the loops' times swing by 20-40% from run to run on a busy box
+        naive = naive_t.call(lambda: greydanus_loop(policy, obs, radius=radius, stride=stride, cached=False))
+        both(slow_reps)
+        cached_t.call(lambda: greydanus_loop(policy, obs, radius=radius, stride=stride, cached=True))
+        both(slow_reps)
     grid = mask_grid(*spec.obs_shape[1:], radius=radius, stride=stride)
-    diff = float((grid.upsample(naive[None].to(obs.dtype)) - ours()).abs().max())
+    loop_map = normalize_maps(grid.upsample(naive[None].to(obs.dtype)))
+    diff = float((loop_map - normalize_maps(ours())).abs().max())
+    diff_old = float((loop_map - normalize_maps(old())).abs().max())
+    chosen = incremental_plan(policy, grid, obs, radius=radius, stride=stride, engine="auto")
     return {
         "task": task,
         "ms": {k: round(t.wall_ms, 3) for k, t in times.items()},
@@ -151,12 +178,18 @@ def bench_shape(key: str, task: str, *, stride: int, reps: int, slow_reps: int, 
         "perturbation_speedup": round(naive_t.cpu_ms / mine.cpu_ms, 2),
         "perturbation_speedup_wall": round(naive_t.wall_ms / mine.wall_ms, 2),
         "perturbation_speedup_vs_cached_loop": round(cached_t.cpu_ms / mine.cpu_ms, 2),
+        "perturbation_speedup_vs_batched": round(batched.cpu_ms / mine.cpu_ms, 2),
+        "perturbation_engine": "batched" if chosen is None else "incremental",
+        "perturbation_estimated_mac_gain": None if chosen is None else round(chosen[1].gain, 2),
         "perturbation_ms_ours": round(mine.wall_ms, 2),
         "perturbation_cpu_ms_ours": round(mine.cpu_ms, 2),
+        "perturbation_cpu_ms_batched": round(batched.cpu_ms, 2),
         "naive_loop_ms": round(naive_t.wall_ms, 1),
         "naive_loop_cpu_ms": round(naive_t.cpu_ms, 1),
         "cached_loop_cpu_ms": round(cached_t.cpu_ms, 1),
-        "naive_max_abs_diff": diff,
+        "max_abs_diff_vs_loop": diff,
+        "batched_max_abs_diff_vs_loop": diff_old,
+        "skipped_methods": skipped,
         "stride": stride,
         "radius": radius,
         "locations": grid.n_locations,
@@ -179,24 +212,26 @@ def main(argv: list[str] | None = None) -> int:
     stride = args.stride or (8 if args.quick else 4)
     reps = args.reps or (5 if args.quick else 15)
     slow_reps = 2 if args.quick else 3
+    loop_reps = 1 if args.quick else 3
     result = {}
     t_start = time.perf_counter()
     for key in args.shapes.split(","):
         if key not in SHAPES:
             p.error(f"unknown shape {key!r}; choose from {', '.join(SHAPES)}")
         result[key] = bench_shape(key, SHAPES[key], stride=stride, reps=reps, slow_reps=slow_reps,
-                                  seed=args.seed)
+                                  loop_reps=loop_reps, seed=args.seed)
         result[key]["setup"] = {"threads": args.threads, "torch": torch.__version__,
                                 "python": platform.python_version(),
                                 "cpu": platform.processor() or platform.machine(), "batch": 1,
-                                "reps": reps, "slow_reps": slow_reps}
+                                "reps": reps, "slow_reps": slow_reps, "loop_reps": loop_reps}
         if not args.json:
             r = result[key]
             print(f"{key} ({r['task']}): " + ", ".join(f"{k} {v:.2f} ms" for k, v in r["ms"].items()))
             print(f"  forward {r['forward_ms']:.3f} ms, vanilla/forward {r['vanilla_over_forward']:.2f} "
                   f"(wall {r['vanilla_over_forward_wall']:.2f}), "
                   f"perturbation speedup {r['perturbation_speedup']:.1f}x "
-                  f"(vs cached loop {r['perturbation_speedup_vs_cached_loop']:.1f}x), "
+                  f"(vs cached loop {r['perturbation_speedup_vs_cached_loop']:.1f}x, "
+                  f"vs batched {r['perturbation_speedup_vs_batched']:.2f}x, {r['perturbation_engine']}), "
                   f"stride {stride}, {r['locations']} locations", flush=True)
     if args.json:
         print(json.dumps(result))

@@ -1,5 +1,6 @@
 """Gaussian-blur perturbation (Greydanus et al. 2018, eq. 3): hand-computed scores, locality, masks."""
 
+import math
 from types import SimpleNamespace
 
 import pytest
@@ -8,8 +9,8 @@ from torch import nn
 
 from digr.errors import DigrError
 from digr.saliency import get_method, perturbation_saliency
-from digr.saliency.perturbation import (gaussian_blur, greydanus_score, kl_score, mask_grid,
-                                        perturbation_scores)
+from digr.saliency.perturbation import (TRUNCATE, gaussian_blur, greydanus_score, kl_score, mask_grid,
+                                        perturbation_scores, window_half_width)
 
 
 class RegionPolicy(nn.Module):
@@ -38,6 +39,24 @@ def test_mask_is_gaussian_centred_on_its_location():
     yy, xx = torch.meshgrid(torch.arange(10.0), torch.arange(12.0), indexing="ij")
     torch.testing.assert_close(m, torch.exp(-((yy - 3) ** 2 + (xx - 7) ** 2) / 8.0))
     assert mask_grid(10, 12, radius=2.0, stride=1) is grid  # cached
+
+
+def test_truncated_window_is_cut_where_it_falls_below_1_over_510():
+    grid = mask_grid(30, 31, radius=2.0, stride=1)  # default truncate: floor(3.532 * 2) = 7 pixels
+    assert grid.half == 7 == window_half_width(2.0, TRUNCATE)
+    assert abs(TRUNCATE - (2 * math.log(510)) ** 0.5) < 1e-12
+    m = grid.masks(torch.tensor([15 * 31 + 20]))[0]  # centre (15, 20)
+    yy, xx = torch.meshgrid(torch.arange(30.0), torch.arange(31.0), indexing="ij")
+    full = torch.exp(-((yy - 15) ** 2 + (xx - 20) ** 2) / 8.0)
+    kept = ((yy - 15).abs() <= 7) & ((xx - 20).abs() <= 7)
+    torch.testing.assert_close(m[kept], full[kept])
+    assert not m[~kept].any()
+    assert float(full[~kept].max()) < 1 / 510  # every value cut is below half a grey level
+    assert float(full[kept].min()) >= math.exp(-TRUNCATE ** 2)  # the square's corners stay
+    untruncated = mask_grid(30, 31, radius=2.0, stride=1, truncate=None)
+    assert untruncated.half is None
+    torch.testing.assert_close(untruncated.masks(torch.tensor([15 * 31 + 20]))[0], full)
+    assert window_half_width(2.0, None) is None and window_half_width(1.5, 2.0) == 3
 
 
 def test_blur_preserves_constants_and_smooths():

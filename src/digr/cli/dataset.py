@@ -28,6 +28,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--shard-size", type=pos_int, default=None, help="states per shard file (default 64)")
     p.add_argument("--stride", type=pos_int, default=None,
                    help="perturbation stride in pixels (default 1: a full-resolution map)")
+    p.add_argument("--truncate", type=float, default=None,
+                   help="cut the perturbation window at this many radii (3.53: weights under half a grey "
+                        "level; faster on large inputs); default: the exact window")
     p.add_argument("--radius", type=pos_int, default=None,
                    help="perturbation radius (default: the task's, appendix A)")
     p.add_argument("--keep-prob", type=float, default=None,
@@ -45,7 +48,8 @@ def run(args: argparse.Namespace) -> int:
 
     spec = get_task(args.task)
     cfg = DatasetConfig.for_task(spec, size=args.size, seed=args.seed, shard_size=args.shard_size,
-                                 stride=args.stride, radius=args.radius, keep_prob=args.keep_prob)
+                                 stride=args.stride, radius=args.radius, keep_prob=args.keep_prob,
+                                 truncate=args.truncate)
     t0 = time.time()
     m = build_dataset(args.teacher, spec.name, args.out, cfg, workers=args.workers,
                       show_progress=not args.no_progress and not args.json)

@@ -139,6 +139,12 @@ class DatasetConfig:
     stride: int = 1
     """Pixel stride of the perturbation centres; 1 gives the full-resolution map that
     supervises every pixel of the student's gradient map (eq. 4)."""
+    truncate: float | None = None
+    """Cut the perturbation window at this many radii (see
+    :func:`digr.saliency.perturbation.perturbation_saliency`; about 3.53 drops weights below
+    1/510, under half a grey level). None (default): the exact, untruncated Gaussian window, as
+    every dataset made before the option existed. The dataset is made once, offline, so exactness
+    wins by default; truncation speeds up large inputs (about 2.8x at 128x128)."""
     shard_size: int = 64
     """States per shard file; the unit of parallel work and of resumption."""
     seed: int = 0
@@ -151,6 +157,8 @@ class DatasetConfig:
         for name in ("size", "radius", "stride", "shard_size"):
             if getattr(self, name) <= 0:
                 raise DigrError(f"dataset {name} must be > 0, got {getattr(self, name)}")
+        if self.truncate is not None and not self.truncate > 0:
+            raise DigrError(f"truncate must be > 0 (radii) or None, got {self.truncate}")
         if not 0.0 < self.keep_prob <= 1.0:
             raise DigrError(f"keep_prob must be in (0, 1], got {self.keep_prob}")
         return self

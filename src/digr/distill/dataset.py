@@ -49,13 +49,13 @@ MANIFEST = "manifest.json"
 ARRAYS = ("states", "maps", "probs")
 
 SaliencyFn = Callable[..., torch.Tensor]
-"""``fn(policy, obs (B, C, H, W) float in [0, 1], *, radius, stride) -> (B, H, W) float in [0, 1]``.
+"""``fn(policy, obs (B, C, H, W) float in [0, 1], *, radius, stride, truncate) -> (B, H, W) float in [0, 1]``.
 
 The default is :func:`digr.saliency.perturbation.perturbation_saliency`. With several workers the
 function is sent to them by reference, so it must be importable (a module-level function)."""
 
-_IDENTITY = ("task", "teacher_sha256", "saliency", "size", "radius", "stride", "shard_size", "seed",
-             "keep_prob")
+_IDENTITY = ("task", "teacher_sha256", "saliency", "size", "radius", "stride", "truncate", "shard_size",
+             "seed", "keep_prob")
 """Manifest keys that must match for a rerun to continue an existing dataset folder."""
 
 
@@ -161,7 +161,7 @@ def _make_shard(job: dict[str, Any]) -> dict[str, Any]:
     maps = []
     for start in range(0, len(states), 16):  # a few states per call keeps peak memory small
         x = torch.from_numpy(states[start:start + 16]).float().div_(255.0)
-        m = saliency(teacher, x, radius=job["radius"], stride=job["stride"])
+        m = saliency(teacher, x, radius=job["radius"], stride=job["stride"], truncate=job["truncate"])
         maps.append(torch.as_tensor(m).detach().float().cpu().numpy())
     maps_np = np.concatenate(maps)
     if maps_np.shape != (len(states), *states.shape[2:]) or not np.isfinite(maps_np).all():
@@ -236,7 +236,7 @@ def build_dataset(
     c, h, w = spec.obs_shape
     identity = {
         "task": spec.name, "teacher_sha256": file_digest(teacher_path), "saliency": _saliency_name(fn),
-        "size": config.size, "radius": config.radius, "stride": config.stride,
+        "size": config.size, "radius": config.radius, "stride": config.stride, "truncate": config.truncate,
         "shard_size": config.shard_size, "seed": config.seed, "keep_prob": config.keep_prob,
     }
     manifest_path = out / MANIFEST
@@ -281,7 +281,8 @@ def build_dataset(
             commit({"index": i, "file": path.name, "count": n, "sha256": _sha256(path)})
     todo = [(i, n) for i, n in plan if i not in records]
     job = {"teacher": str(teacher_path), "task": spec.name, "seed": config.seed, "radius": config.radius,
-           "stride": config.stride, "keep_prob": config.keep_prob, "out": str(out), "saliency": saliency}
+           "stride": config.stride, "truncate": config.truncate, "keep_prob": config.keep_prob,
+           "out": str(out), "saliency": saliency}
     jobs = [{**job, "index": i, "count": n} for i, n in todo]
     n_workers = min(workers or _local_cores(), len(jobs))
 

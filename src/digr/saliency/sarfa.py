@@ -15,6 +15,14 @@ The KL direction ``KL(p_rem(s) || p_rem(s'))`` follows the authors' released cod
 reverse. With two actions ``p_rem`` is a single point, so ``K = 1``. ``K`` lies in ``(0, 1]``, so
 the denominator is never zero. Scores on a ``stride`` grid are upsampled like the perturbation
 map, then each map is divided by its max.
+
+The perturbed logits come from the same pass as the perturbation map
+(:func:`digr.saliency.perturbation.perturbation_scores`, with its ``engine`` choice). One
+difference in the defaults, on purpose for now: SARFA's window is *not* truncated unless
+``truncate`` is given (the perturbation map cuts it at :data:`~digr.saliency.perturbation.TRUNCATE`
+radii), because SARFA's hand-computed reference test uses the untruncated Gaussian; with the
+default ``truncate=None`` the ``"auto"`` engine therefore runs the batched full forward. Pass
+``truncate=TRUNCATE`` for the incremental speed-up (maps then differ by the truncation only).
 """
 
 from __future__ import annotations
@@ -42,11 +50,16 @@ def sarfa_score(clean: torch.Tensor, perturbed: torch.Tensor, target: torch.Tens
 
 def sarfa_saliency(policy: torch.nn.Module, obs: torch.Tensor, target: torch.Tensor, *, radius: float,
                    stride: int = 1, batch_size: int | None = None,
-                   blur_sigma: float = GREYDANUS_BLUR_SIGMA) -> torch.Tensor:
-    """Raw upsampled SARFA scores ``(B, H, W)`` (no checks, no grad); ``target: (B,)`` int64."""
+                   blur_sigma: float = GREYDANUS_BLUR_SIGMA, truncate: float | None = None,
+                   engine: str = "auto") -> torch.Tensor:
+    """Raw upsampled SARFA scores ``(B, H, W)`` (no checks, no grad); ``target: (B,)`` int64.
+
+    ``truncate`` (default None: untruncated windows) and ``engine`` as in
+    :func:`~digr.saliency.perturbation.perturbation_scores`.
+    """
     return perturbation_scores(policy, obs, lambda c, p, rows: sarfa_score(c, p, target[rows]),
                                radius=radius, stride=stride, batch_size=batch_size,
-                               blur_sigma=blur_sigma)
+                               blur_sigma=blur_sigma, truncate=truncate, engine=engine)
 
 
 class SARFA(SaliencyMethod):
@@ -55,15 +68,19 @@ class SARFA(SaliencyMethod):
     name = "sarfa"
 
     def __init__(self, policy: torch.nn.Module, *, radius: float = 5.0, stride: int = 1,
-                 batch_size: int | None = None, blur_sigma: float = GREYDANUS_BLUR_SIGMA) -> None:
-        check_settings(radius=radius, stride=stride, batch_size=batch_size, blur_sigma=blur_sigma)
-        super().__init__(policy, radius=radius, stride=stride, batch_size=batch_size, blur_sigma=blur_sigma)
+                 batch_size: int | None = None, blur_sigma: float = GREYDANUS_BLUR_SIGMA,
+                 truncate: float | None = None, engine: str = "auto") -> None:
+        check_settings(radius=radius, stride=stride, batch_size=batch_size, blur_sigma=blur_sigma,
+                       truncate=truncate, engine=engine)
+        super().__init__(policy, radius=radius, stride=stride, batch_size=batch_size, blur_sigma=blur_sigma,
+                         truncate=truncate, engine=engine)
 
     def _attribute(self, obs: torch.Tensor, target: torch.Tensor | None) -> torch.Tensor:
         assert target is not None
         s = self.settings
         return sarfa_saliency(self.policy, obs, target, radius=s["radius"], stride=s["stride"],
-                              batch_size=s["batch_size"], blur_sigma=s["blur_sigma"])
+                              batch_size=s["batch_size"], blur_sigma=s["blur_sigma"],
+                              truncate=s["truncate"], engine=s["engine"])
 
 
 __all__ = ["SARFA", "sarfa_saliency", "sarfa_score"]
