@@ -38,7 +38,8 @@ class DistillConfig:
     """Include the selective input-gradient regularisation; False is the paper's
     "policy distillation only" baseline through the same code path (``--no-igr``)."""
     igr_normalizer: str = "max"
-    """Normaliser of the student's gradient map inside eq. 4: ``max`` (default, eq. 2 literally),
+    """Normaliser of the student's gradient map inside eq. 4 (tasks may set their own default):
+    ``max`` (eq. 2 literally),
     ``kept_max``, ``detached_max`` or ``mean``; see :func:`digr.distill.losses.selective_penalty`."""
     match_weight: float = 0.0
     """Weight of an extension beyond the paper added to the IGR term: the student's max-normalised
