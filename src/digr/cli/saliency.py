@@ -61,29 +61,16 @@ def parse_methods(text: str, policy=None) -> list[str]:
 
 def collect_states(policy, spec, n: int, *, seed: int):
     """First ``n`` states of greedy rollouts: ``(raw (n, H, W, C) uint8, actions (n,) int64)``."""
-    import numpy as np
     import torch
 
-    from digr.envs import make_env
+    from digr.evaluation.lag import record_frames
     from digr.models import to_tensor
 
-    env = make_env(spec)
-    raw, actions = [], []
-    try:
-        episode = 0
-        obs, _ = env.reset(seed=seed)
-        while len(raw) < n:
-            with torch.no_grad():
-                a = int(policy(to_tensor(obs[None], spec.obs_shape)).argmax(-1)[0])
-            raw.append(np.asarray(obs, dtype=np.uint8))
-            actions.append(a)
-            obs, _, term, trunc, _ = env.step(a)
-            if term or trunc:
-                episode += 1
-                obs, _ = env.reset(seed=seed + episode)
-    finally:
-        env.close()
-    return np.stack(raw), np.asarray(actions, dtype=np.int64)
+    device = next(policy.parameters()).device
+    raw, _ = record_frames(policy, spec.name, frames=n, seed=seed, device=device)
+    with torch.no_grad():  # the actions the rollout took
+        actions = policy(to_tensor(raw, spec.obs_shape).to(device)).argmax(-1).cpu().numpy()
+    return raw, actions
 
 
 def run(args: argparse.Namespace) -> int:

@@ -53,6 +53,7 @@ import torch
 from digr.envs import get_task, make_env
 from digr.errors import DigrError
 from digr.evaluation.timing import NO_GRAD_METHODS  # run under torch.no_grad, as when timed
+from digr.evaluation.timing import _sync
 
 DEFAULT_FPS = 20.0
 """Frames per second of the real-time stream: the paper's camera takes one image every 0.05 s."""
@@ -270,11 +271,6 @@ def record_frames(policy: torch.nn.Module, task: str, *, frames: int, seed: int 
     finally:
         env.close()
     return np.stack(kept), np.asarray(episode, dtype=np.int64)
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def time_maps(method, obs: torch.Tensor, *, device: torch.device | str = "cpu"
