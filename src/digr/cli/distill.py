@@ -24,8 +24,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_task(p)
     p.add_argument("--out", required=True, help="run folder (created; resumed if it exists)")
     p.add_argument("--alpha", type=float, default=None,
-                   help="weight of the KL term (eq. 5; default: the task's, Table 3 except red-fetch-green: "
-                        "10 with the mean normaliser)")
+                   help="weight of the KL term (eq. 5; default: the task's, Table 3; the mean normaliser needs "
+                        "a larger one, 10 on red-fetch-green)")
     p.add_argument("--threshold", type=float, default=None,
                    help="saliency threshold lambda of eq. 4 (default 0.1)")
     p.add_argument("--steps", type=nonneg_int, default=None, help="total updates (default 3000)")
@@ -33,8 +33,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-igr", action="store_true",
                    help="policy distillation only (the paper's baseline), same code path")
     p.add_argument("--igr-normalizer", choices=["max", "kept_max", "detached_max", "mean"], default=None,
-                   help="normaliser of the student's map inside eq. 4 (default: the task's; max is eq. 2 "
-                        "literally, mean the penalised share of gradient mass, used for red-fetch-green)")
+                   help="normaliser of the student's map inside eq. 4 (default max: eq. 2 literally; mean: the "
+                        "penalised share of gradient mass, less spiky maps, a less robust student)")
     p.add_argument("--match-weight", type=float, default=None,
                    help="extension beyond the paper: weight of a term pulling the student's saliency "
                         "up to the teacher's where eq. 4 keeps it (default 0: off)")
