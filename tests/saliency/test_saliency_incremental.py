@@ -269,3 +269,18 @@ def test_global_forward_hooks_fall_back():
     finally:
         handle.remove()
     assert inc.conv_stack(_policy(CONFIGS["flatten-3"]), (16, 16)) is not None
+
+
+def test_fls_networks_fall_back_to_the_batched_path():
+    # an FLS module couples every position through its own convs: windows would be wrong
+    from digr.models.fls import fls_config
+
+    cfg = CONFIGS["flatten-3"]
+    obs = _obs(cfg.obs_shape, 11)
+    torch.manual_seed(0)
+    fls = PolicyNet(fls_config(cfg, "sparse", attention_channels=4)).eval()
+    assert inc.conv_stack(fls, tuple(cfg.obs_shape[1:])) is None
+    with pytest.raises(DigrError, match="incremental"):
+        perturbation_saliency(fls, obs, radius=2.0, engine="incremental")
+    torch.testing.assert_close(perturbation_saliency(fls, obs, radius=2.0, stride=4),
+                               perturbation_saliency(fls, obs, radius=2.0, stride=4, engine="batched"))
