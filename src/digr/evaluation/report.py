@@ -586,11 +586,11 @@ def _extra_timing(rep: _Report) -> dict[str, Any]:
     """ms per map of each extra row's method on its policy, and of that policy's forward pass."""
     import torch
 
-    from digr.evaluation.saliency_benchmark import build_method, resolve_device
     from digr.evaluation.table1 import _slug
-    from digr.evaluation.timing import seeded_observation, time_call
+    from digr.evaluation.timing import time_saliency
     from digr.models import load_policy
     from digr.models.checkpoint import file_digest
+    from digr.saliency import canonical_name
 
     cfg = rep.cfg
     out: dict[str, Any] = {}
@@ -601,18 +601,11 @@ def _extra_timing(rep: _Report) -> dict[str, Any]:
                "host": platform.node()}
 
         def compute(row=row) -> dict[str, Any]:
-            dev = resolve_device(cfg.device)
-            net = load_policy(row.policy, task=rep.spec.name).to(dev).eval()
-            obs = seeded_observation(rep.spec.name, seed=cfg.seed).to(dev)
-            m = build_method(net, row.method, task=rep.spec.name, settings=row.settings)
-            budget = dict(device=dev, repeats=cfg.repeats, max_seconds=cfg.timing_max_seconds)
-
-            def forward() -> None:
-                with torch.no_grad():
-                    net(obs)
-
-            forward_t = time_call(forward, **budget)
-            return {**time_call(lambda: m.attribute(obs), **budget), "forward": forward_t}
+            name = canonical_name(row.method)
+            t = time_saliency(load_policy(row.policy, task=rep.spec.name), rep.spec.name, methods=[name],
+                              settings={name: row.settings}, repeats=cfg.repeats, device=cfg.device,
+                              seed=cfg.seed, max_seconds=cfg.timing_max_seconds)
+            return {**t["methods"][name], "forward": t["forward"]}
 
         out[row.label] = rep.cache(f"timing-{_slug(row.label)}", key, compute)
     return out

@@ -93,6 +93,7 @@ def time_saliency(
     device: str | torch.device = "cpu",
     seed: int = 0,
     methods: Iterable[str] | None = None,
+    settings: dict[str, dict[str, Any]] | None = None,
     max_seconds: float = DEFAULT_MAX_SECONDS,
 ) -> dict[str, Any]:
     """Milliseconds per map, batch 1, for every method in ``methods`` (default: every registered
@@ -102,6 +103,7 @@ def time_saliency(
     ``torch_threads``, ``machine``, ``seed``, ``forward`` (reference forward pass), ``methods``
     (name -> timing, the teacher's maps) and, with a student, ``digr_vanilla`` (the student's
     vanilla-gradient map); each timing holds ``median_ms``, ``p10_ms``, ``p90_ms``, ``repeats``.
+    ``settings`` maps a method name to setting overrides for the policy's map of that method.
     """
     from digr.saliency import METHODS, canonical_name
 
@@ -131,7 +133,7 @@ def time_saliency(
         "forward": time_call(forward, **budget), "methods": {},
     }
     for name in names:
-        m = build_method(policy, name, task=spec.name)
+        m = build_method(policy, name, task=spec.name, settings=(settings or {}).get(name))
 
         def call(m=m, name=name) -> None:
             if name in NO_GRAD_METHODS:
