@@ -41,12 +41,17 @@ class IGRMetrics:
     """Mean student saliency ``M_g`` on the other pixels (NaN if there are none)."""
     match: float = float("nan")
     """The optional kept-region match term (:func:`kept_match_penalty`; NaN when it is off)."""
+    grad_l1: float = float("nan")
+    """Batch mean of the L1 norm of the student's raw gradient map (:func:`gradient_l1_penalty`;
+    logged always, part of the loss only with ``grad_l1_weight > 0``)."""
 
     def as_dict(self) -> dict[str, float]:
         d = {"distill/igr": self.igr, "distill/penalised_frac": self.penalised_frac,
              "distill/saliency_penalised": self.saliency_penalised, "distill/saliency_kept": self.saliency_kept}
         if self.match == self.match:  # logged only when the term is on
             d["distill/match"] = self.match
+        if self.grad_l1 == self.grad_l1:
+            d["distill/grad_l1"] = self.grad_l1
         return d
 
 
@@ -143,9 +148,23 @@ def kept_match_penalty(raw_maps: torch.Tensor, teacher_maps: torch.Tensor, *, th
     return (kept * torch.relu(teacher_maps - m_g)).sum() / n_kept
 
 
+def gradient_l1_penalty(raw_maps: torch.Tensor) -> torch.Tensor:
+    """An extension beyond the paper: the batch mean of ``sum_i g(s, i, pi)`` over all pixels.
+
+    ``raw_maps: (B, H, W)`` non-negative student gradient maps (eq. 2 before normalisation, channels
+    reduced). For a policy whose most likely action ``a*`` dominates,
+    ``sum_a pi_a d pi_a / ds ~ pi(a*)^2 d log pi(a*) / ds``, so with the distillation term holding
+    the probabilities near the teacher's this is close to the L1 norm of ``d log pi(a*) / ds``,
+    which bounds how far an L-inf perturbation of size eps can move the policy to first order.
+    Unlike eq. 4 it is not scale-invariant: on its own it would pull the student towards a
+    constant policy, which the distillation term prevents.
+    """
+    return raw_maps.flatten(1).sum(1).mean()
+
+
 def igr_loss(student: PolicyNet, obs: torch.Tensor, teacher_maps: torch.Tensor, *, threshold: float,
-             normalizer: str = "max", match_weight: float = 0.0, match_threshold: float | None = None
-             ) -> tuple[torch.Tensor, IGRMetrics]:
+             normalizer: str = "max", match_weight: float = 0.0, match_threshold: float | None = None,
+             grad_l1_weight: float = 0.0) -> tuple[torch.Tensor, IGRMetrics]:
     """Selective input-gradient regularisation, paper eq. 4.
 
     ``obs: (B, C, H, W) float32 in [0, 1]``; ``teacher_maps: (B, H, W) float32 in [0, 1]`` the
@@ -155,8 +174,9 @@ def igr_loss(student: PolicyNet, obs: torch.Tensor, teacher_maps: torch.Tensor, 
     ``(1/N) sum_i 1[M_p_i <= threshold] * M_g_i``; see :func:`selective_penalty` for
     ``normalizer``. With ``match_weight > 0`` the loss adds ``match_weight`` times
     :func:`kept_match_penalty` over the pixels with ``M_p > match_threshold`` (default: the
-    pixels eq. 4 keeps) -- an extension; 0 is the paper. The metrics use eq. 2's plain
-    max-normalised map.
+    pixels eq. 4 keeps) -- an extension; 0 is the paper. With ``grad_l1_weight > 0`` it adds that
+    weight times :func:`gradient_l1_penalty` (the raw map's L1 norm; another extension). The metrics
+    use eq. 2's plain max-normalised map.
     """
     from digr.saliency.base import check_obs, reduce_channels
     from digr.saliency.vanilla import input_gradient
@@ -173,6 +193,9 @@ def igr_loss(student: PolicyNet, obs: torch.Tensor, teacher_maps: torch.Tensor, 
                                      threshold=threshold if match_threshold is None else match_threshold)
         loss = loss + match_weight * match_t
         match = float(match_t.detach())
+    l1 = gradient_l1_penalty(raw)
+    if grad_l1_weight > 0:
+        loss = loss + grad_l1_weight * l1
     with torch.no_grad():
         m_g = raw / raw.flatten(1).amax(1).clamp_min(torch.finfo(raw.dtype).tiny)[:, None, None]
         penalise = (teacher_maps <= threshold).to(m_g.dtype)
@@ -181,8 +204,9 @@ def igr_loss(student: PolicyNet, obs: torch.Tensor, teacher_maps: torch.Tensor, 
         sal_pen = (penalise * m_g).sum() / n_pen if n_pen > 0 else torch.tensor(float("nan"))
         sal_keep = ((1 - penalise) * m_g).sum() / n_keep if n_keep > 0 else torch.tensor(float("nan"))
     return loss, IGRMetrics(igr=float(loss.detach()), penalised_frac=float(n_pen / penalise.numel()),
-                            saliency_penalised=float(sal_pen), saliency_kept=float(sal_keep), match=match)
+                            saliency_penalised=float(sal_pen), saliency_kept=float(sal_keep), match=match,
+                            grad_l1=float(l1.detach()))
 
 
-__all__ = ["DistillMetrics", "IGRMetrics", "distillation_loss", "igr_loss", "kept_match_penalty",
+__all__ = ["DistillMetrics", "IGRMetrics", "distillation_loss", "igr_loss", "kept_match_penalty", "gradient_l1_penalty",
            "selective_penalty", "NORMALIZERS"]
