@@ -63,20 +63,28 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
 
-def run(args: argparse.Namespace) -> int:
+def config_from_args(args: argparse.Namespace):
+    """The :class:`~digr.distill.config.DistillConfig` the options ask for (Table 3 defaults of the
+    task for every option not given)."""
     from digr.distill.config import DistillConfig
-    from digr.distill.trainer import train_student
     from digr.envs import get_task
 
-    spec = get_task(args.task)
-    cfg = DistillConfig.for_task(
-        spec, alpha=args.alpha, threshold=args.threshold, steps=args.steps, seed=args.seed,
+    return DistillConfig.for_task(
+        get_task(args.task), alpha=args.alpha, threshold=args.threshold, steps=args.steps, seed=args.seed,
         use_igr=False if args.no_igr else None,
         igr_normalizer=args.igr_normalizer, match_weight=args.match_weight, match_threshold=args.match_threshold,
         grad_l1_weight=args.grad_l1_weight, student_fls=args.student_fls, pcgrad=False if args.no_pcgrad else None,
         batch_size=args.batch_size, learning_rate=args.learning_rate, n_envs=args.n_envs,
         eval_every=args.eval_every, eval_episodes=args.eval_episodes,
         checkpoint_every=args.checkpoint_every, log_every=args.log_every, torch_threads=args.threads)
+
+
+def run(args: argparse.Namespace) -> int:
+    from digr.distill.trainer import train_student
+    from digr.envs import get_task
+
+    spec = get_task(args.task)
+    cfg = config_from_args(args)
     stats = train_student(args.teacher, args.dataset, spec.name, args.out, cfg,
                           show_progress=not args.no_progress and not args.json)
     emit({"task": spec.name, "out": str(args.out), **stats}, as_json=args.json)

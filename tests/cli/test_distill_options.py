@@ -1,0 +1,31 @@
+"""`digr distill` options reach the student's settings (Table 3 defaults for the rest)."""
+
+import pytest
+
+from digr.cli.distill import config_from_args
+from digr.cli.main import build_parser
+
+
+def _args(*extra):
+    return build_parser().parse_args(["distill", "--teacher", "t", "--dataset", "d", "--task", "red-fetch-green",
+                                      "--out", "o", *extra])
+
+
+def test_defaults_are_table_3():
+    cfg = config_from_args(_args())
+    assert (cfg.alpha, cfg.threshold, cfg.learning_rate, cfg.optimizer) == (0.01, 0.1, 1e-3, "adam")
+    assert cfg.igr_normalizer == "max" and cfg.grad_l1_weight == 0.0 and cfg.match_weight == 0.0
+
+
+def test_extension_options_are_forwarded():
+    cfg = config_from_args(_args("--alpha", "10", "--igr-normalizer", "mean", "--grad-l1-weight", "0.3",
+                                 "--match-weight", "0.5", "--match-threshold", "0.4", "--steps", "7"))
+    assert (cfg.alpha, cfg.igr_normalizer, cfg.grad_l1_weight) == (10.0, "mean", 0.3)
+    assert (cfg.match_weight, cfg.match_threshold, cfg.steps) == (0.5, 0.4, 7)
+
+
+def test_negative_grad_l1_weight_is_refused():
+    from digr.errors import DigrError
+
+    with pytest.raises(DigrError, match="grad_l1_weight"):
+        config_from_args(_args("--grad-l1-weight", "-1"))
