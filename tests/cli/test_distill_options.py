@@ -14,18 +14,18 @@ def _args(*extra):
 def test_defaults_are_table_3():
     cfg = config_from_args(_args())
     assert (cfg.alpha, cfg.threshold, cfg.learning_rate, cfg.optimizer) == (0.01, 0.1, 1e-3, "adam")
-    assert cfg.igr_normalizer == "max" and cfg.grad_l1_weight == 0.0 and cfg.match_weight == 0.0
+    assert cfg.igr_normalizer == "max" and cfg.margin_l1_weight == 0.0 and cfg.match_weight == 0.0
 
 
 def test_extension_options_are_forwarded():
-    cfg = config_from_args(_args("--alpha", "10", "--igr-normalizer", "mean", "--grad-l1-weight", "0.3",
+    cfg = config_from_args(_args("--alpha", "10", "--igr-normalizer", "mean", "--margin-l1-weight", "0.3",
                                  "--match-weight", "0.5", "--match-threshold", "0.4", "--steps", "7"))
-    assert (cfg.alpha, cfg.igr_normalizer, cfg.grad_l1_weight) == (10.0, "mean", 0.3)
+    assert (cfg.alpha, cfg.igr_normalizer, cfg.margin_l1_weight) == (10.0, "mean", 0.3)
     assert (cfg.match_weight, cfg.match_threshold, cfg.steps) == (0.5, 0.4, 7)
 
 
-def test_negative_grad_l1_weight_is_refused():
+def test_negative_margin_l1_weight_is_refused():
     from digr.errors import DigrError
 
-    with pytest.raises(DigrError, match="grad_l1_weight"):
-        config_from_args(_args("--grad-l1-weight", "-1"))
+    with pytest.raises(DigrError, match="margin_l1_weight"):
+        config_from_args(_args("--margin-l1-weight", "-1"))

@@ -159,32 +159,40 @@ def test_igr_loss_adds_the_weighted_match_term(tiny_policy):
     assert "distill/match" not in m0.as_dict() and m1.as_dict()["distill/match"] == pytest.approx(expected.item(), rel=1e-5)
 
 
-def test_gradient_l1_penalty_is_the_mean_raw_l1_and_is_weighted_into_the_loss(tiny_policy):
-    from digr.distill.losses import gradient_l1_penalty
-    from digr.saliency.base import reduce_channels
-    from digr.saliency.vanilla import input_gradient
+def test_action_margin_by_hand():
+    from digr.distill.losses import action_margin
 
-    raw = torch.tensor([[[1.0, 2.0], [0.0, 3.0]], [[0.5, 0.5], [0.0, 0.0]]])
-    assert gradient_l1_penalty(raw).item() == pytest.approx((6.0 + 1.0) / 2)
+    z = torch.tensor([[2.0, 0.0, 0.0], [0.0, 1.0, 3.0]])
+    m = action_margin(z)
+    assert m[0].item() == pytest.approx(2.0 - math.log(2.0))
+    assert m[1].item() == pytest.approx(3.0 - math.log(1.0 + math.e))
+    # log pi(a*) = -softplus(-margin)
+    assert torch.allclose(torch.log_softmax(z, -1).amax(-1), -torch.nn.functional.softplus(-m), atol=1e-6)
+
+
+def test_margin_term_is_weighted_into_the_loss_and_matches_an_independent_gradient(tiny_policy):
+    from digr.distill.losses import action_margin, margin_gradient_l1
 
     g = torch.Generator().manual_seed(5)
     obs, maps = torch.rand(2, 3, 16, 16, generator=g), torch.rand(2, 16, 16, generator=g)
     base, m0 = igr_loss(tiny_policy, obs, maps, threshold=0.1)
-    both, m1 = igr_loss(tiny_policy, obs, maps, threshold=0.1, grad_l1_weight=2.0)
-    l1 = reduce_channels(input_gradient(tiny_policy, obs)).flatten(1).sum(1).mean().item()
-    assert l1 > 0
+    both, m1 = igr_loss(tiny_policy, obs, maps, threshold=0.1, margin_l1_weight=2.0)
+    x = obs.clone().requires_grad_(True)
+    (gm,) = torch.autograd.grad(action_margin(tiny_policy(x)).sum(), x)
+    l1 = gm.abs().flatten(1).sum(1).mean().item()
+    assert l1 > 0 and margin_gradient_l1(gm).item() == pytest.approx(l1)
+    # the eq. 4 part is the same whether or not the margin gradient is taken from the same forward
     assert both.item() == pytest.approx(base.item() + 2.0 * l1, rel=1e-5)
-    # the term is logged whether or not it is in the loss
-    assert m0.as_dict()["distill/grad_l1"] == pytest.approx(l1, rel=1e-5)
-    assert m1.as_dict()["distill/grad_l1"] == pytest.approx(l1, rel=1e-5)
-    # it pulls the parameters towards a smaller input gradient
+    assert "distill/margin_l1" not in m0.as_dict()
+    assert m1.as_dict()["distill/margin_l1"] == pytest.approx(l1, rel=1e-5)
+    # double backprop reaches the parameters
     params = [p for p in tiny_policy.parameters() if p.requires_grad]
     grads = torch.autograd.grad(both - base, params, allow_unused=True)
     assert any(gr is not None and gr.abs().sum() > 0 for gr in grads)
 
 
-def test_grad_l1_weight_must_be_non_negative():
+def test_margin_l1_weight_must_be_non_negative():
     from digr.distill.config import DistillConfig
 
-    with pytest.raises(DigrError, match="grad_l1_weight"):
-        DistillConfig(grad_l1_weight=-1.0).validate()
+    with pytest.raises(DigrError, match="margin_l1_weight"):
+        DistillConfig(margin_l1_weight=-1.0).validate()

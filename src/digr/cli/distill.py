@@ -40,9 +40,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "up to the teacher's where eq. 4 keeps it (default 0: off)")
     p.add_argument("--match-threshold", type=float, default=None,
                    help="the match term covers pixels whose teacher saliency exceeds this (default: --threshold)")
-    p.add_argument("--grad-l1-weight", type=float, default=None,
-                   help="extension beyond the paper: weight of the L1 norm of the student's raw gradient map, "
-                        "bounding its scale (robustness; default 0: off)")
+    p.add_argument("--margin-l1-weight", type=float, default=None,
+                   help="extension beyond the paper: weight of the L1 norm of the input gradient of the "
+                        "student's action margin, for robustness (default 0: off)")
     p.add_argument("--student-fls", choices=["sparse", "sparse-sum", "dense"], default=None,
                    help="FLS + DIGR: the student is the teacher's network with this Free-Lunch Saliency "
                         "variant (default: the teacher's architecture)")
@@ -73,7 +73,7 @@ def config_from_args(args: argparse.Namespace):
         get_task(args.task), alpha=args.alpha, threshold=args.threshold, steps=args.steps, seed=args.seed,
         use_igr=False if args.no_igr else None,
         igr_normalizer=args.igr_normalizer, match_weight=args.match_weight, match_threshold=args.match_threshold,
-        grad_l1_weight=args.grad_l1_weight, student_fls=args.student_fls, pcgrad=False if args.no_pcgrad else None,
+        margin_l1_weight=args.margin_l1_weight, student_fls=args.student_fls, pcgrad=False if args.no_pcgrad else None,
         batch_size=args.batch_size, learning_rate=args.learning_rate, n_envs=args.n_envs,
         eval_every=args.eval_every, eval_episodes=args.eval_episodes,
         checkpoint_every=args.checkpoint_every, log_every=args.log_every, torch_threads=args.threads)

@@ -49,13 +49,12 @@ class DistillConfig:
     """The match term covers pixels with teacher saliency ``M_p`` above this (None: ``threshold``).
     At lambda itself it also covers the blur's spill onto floor next to the objects, which the
     student can only match by giving empty floor a gradient."""
-    grad_l1_weight: float = 0.0
-    """Weight of an extension beyond the paper added to the IGR term: the L1 norm over all pixels of
-    the student's raw eq. 2 gradient map (before normalisation), averaged over the IGR batch
-    (:func:`digr.distill.losses.gradient_l1_penalty`). Eq. 4 with a scale-invariant normaliser
-    (``mean``) does not bound the gradient's size, and an L-inf attack's first-order effect is eps
-    times that size; this term bounds it (input-gradient regularisation in the sense of Ross and
-    Doshi-Velez 2018). 0 (default) is the paper's loss."""
+    margin_l1_weight: float = 0.0
+    """Weight of an extension beyond the paper added to the IGR term: the L1 norm of the input
+    gradient of the student's action margin ``z_a* - logsumexp_{b != a*} z_b`` on the IGR batch
+    (:func:`digr.distill.losses.margin_gradient_l1`). Eq. 4 with a scale-invariant normaliser
+    (``mean``) does not bound the gradient's size, and an L-inf attack's first-order effect on the
+    margin is eps times this norm. 0 (default) is the paper's loss."""
     student_fls: str | None = None
     """Student architecture: ``None`` (the teacher's, as the paper) or an FLS variant
     (``sparse``, ``sparse-sum``, ``dense``; :func:`digr.models.fls.fls_config` of the teacher's
@@ -93,8 +92,8 @@ class DistillConfig:
                 raise DigrError(f"student_fls must be one of {', '.join(VARIANTS)}, got {self.student_fls!r}")
         if self.match_threshold is not None and not self.threshold <= self.match_threshold <= 1.0:
             raise DigrError(f"match_threshold must be in [threshold, 1], got {self.match_threshold}")
-        if self.grad_l1_weight < 0:
-            raise DigrError(f"grad_l1_weight must be >= 0, got {self.grad_l1_weight}")
+        if self.margin_l1_weight < 0:
+            raise DigrError(f"margin_l1_weight must be >= 0, got {self.margin_l1_weight}")
         if self.match_weight < 0:
             raise DigrError(f"match_weight must be >= 0, got {self.match_weight}")
         if self.alpha < 0:

@@ -41,17 +41,17 @@ class IGRMetrics:
     """Mean student saliency ``M_g`` on the other pixels (NaN if there are none)."""
     match: float = float("nan")
     """The optional kept-region match term (:func:`kept_match_penalty`; NaN when it is off)."""
-    grad_l1: float = float("nan")
-    """Batch mean of the L1 norm of the student's raw gradient map (:func:`gradient_l1_penalty`;
-    logged always, part of the loss only with ``grad_l1_weight > 0``)."""
+    margin_l1: float = float("nan")
+    """The optional margin-gradient term (:func:`margin_gradient_l1`, before its weight; NaN when
+    it is off)."""
 
     def as_dict(self) -> dict[str, float]:
         d = {"distill/igr": self.igr, "distill/penalised_frac": self.penalised_frac,
              "distill/saliency_penalised": self.saliency_penalised, "distill/saliency_kept": self.saliency_kept}
         if self.match == self.match:  # logged only when the term is on
             d["distill/match"] = self.match
-        if self.grad_l1 == self.grad_l1:
-            d["distill/grad_l1"] = self.grad_l1
+        if self.margin_l1 == self.margin_l1:
+            d["distill/margin_l1"] = self.margin_l1
         return d
 
 
@@ -148,23 +148,35 @@ def kept_match_penalty(raw_maps: torch.Tensor, teacher_maps: torch.Tensor, *, th
     return (kept * torch.relu(teacher_maps - m_g)).sum() / n_kept
 
 
-def gradient_l1_penalty(raw_maps: torch.Tensor) -> torch.Tensor:
-    """An extension beyond the paper: the batch mean of ``sum_i g(s, i, pi)`` over all pixels.
+def action_margin(logits: torch.Tensor) -> torch.Tensor:
+    """``(B,)`` margin of each row's most likely action: ``z_a* - logsumexp_{b != a*} z_b``.
 
-    ``raw_maps: (B, H, W)`` non-negative student gradient maps (eq. 2 before normalisation, channels
-    reduced). For a policy whose most likely action ``a*`` dominates,
-    ``sum_a pi_a d pi_a / ds ~ pi(a*)^2 d log pi(a*) / ds``, so with the distillation term holding
-    the probabilities near the teacher's this is close to the L1 norm of ``d log pi(a*) / ds``,
-    which bounds how far an L-inf perturbation of size eps can move the policy to first order.
-    Unlike eq. 4 it is not scale-invariant: on its own it would pull the student towards a
-    constant policy, which the distillation term prevents.
+    ``logits: (B, A)`` with ``A >= 2``; ``a*`` is the argmax (a constant: no gradient flows through
+    the choice). The action changes exactly when the margin crosses 0, and
+    ``log pi(a*) = -softplus(-margin)``.
     """
-    return raw_maps.flatten(1).sum(1).mean()
+    top = logits.argmax(-1, keepdim=True)
+    others = logits.scatter(-1, top, float("-inf"))
+    return logits.gather(-1, top).squeeze(-1) - others.logsumexp(-1)
+
+
+def margin_gradient_l1(margin_grads: torch.Tensor) -> torch.Tensor:
+    """An extension beyond the paper: batch mean of ``|| d margin(s) / ds ||_1``.
+
+    ``margin_grads: (B, C, H, W)`` input gradients of :func:`action_margin`. To first order an
+    L-inf perturbation of size eps moves the margin by at most ``eps * ||d margin / ds||_1``, so a
+    smaller norm at an unchanged margin (the distillation term holds the margins near the
+    teacher's) means a larger perturbation is needed to change the action. Unlike a penalty on
+    eq. 2's map, which is a gradient of *probabilities* and can be shrunk by saturating the
+    softmax without making the action any harder to flip, the margin's gradient cannot be
+    hidden that way.
+    """
+    return margin_grads.abs().flatten(1).sum(1).mean()
 
 
 def igr_loss(student: PolicyNet, obs: torch.Tensor, teacher_maps: torch.Tensor, *, threshold: float,
              normalizer: str = "max", match_weight: float = 0.0, match_threshold: float | None = None,
-             grad_l1_weight: float = 0.0) -> tuple[torch.Tensor, IGRMetrics]:
+             margin_l1_weight: float = 0.0) -> tuple[torch.Tensor, IGRMetrics]:
     """Selective input-gradient regularisation, paper eq. 4.
 
     ``obs: (B, C, H, W) float32 in [0, 1]``; ``teacher_maps: (B, H, W) float32 in [0, 1]`` the
@@ -174,8 +186,9 @@ def igr_loss(student: PolicyNet, obs: torch.Tensor, teacher_maps: torch.Tensor, 
     ``(1/N) sum_i 1[M_p_i <= threshold] * M_g_i``; see :func:`selective_penalty` for
     ``normalizer``. With ``match_weight > 0`` the loss adds ``match_weight`` times
     :func:`kept_match_penalty` over the pixels with ``M_p > match_threshold`` (default: the
-    pixels eq. 4 keeps) -- an extension; 0 is the paper. With ``grad_l1_weight > 0`` it adds that
-    weight times :func:`gradient_l1_penalty` (the raw map's L1 norm; another extension). The metrics
+    pixels eq. 4 keeps) -- an extension; 0 is the paper. With ``margin_l1_weight > 0`` it adds that
+    weight times :func:`margin_gradient_l1` (another extension, for robustness; both gradients come
+    from one forward pass). The metrics
     use eq. 2's plain max-normalised map.
     """
     from digr.saliency.base import check_obs, reduce_channels
@@ -185,7 +198,19 @@ def igr_loss(student: PolicyNet, obs: torch.Tensor, teacher_maps: torch.Tensor, 
         raise DigrError(f"observations {tuple(obs.shape)} and teacher maps {tuple(teacher_maps.shape)} "
                         "must be (B, C, H, W) and (B, H, W)")
     obs = check_obs(student, obs)
-    raw = reduce_channels(input_gradient(student, obs, mode="digr", create_graph=True)).float()
+    if margin_l1_weight > 0:
+        from digr.saliency.base import FastInputConv
+
+        with torch.enable_grad():
+            x = obs.detach().requires_grad_(True)
+            with FastInputConv(x):
+                logits = student(x)
+            objective = 0.5 * torch.softmax(logits, -1).pow(2).sum()  # eq. 2, as input_gradient
+            g_eq2, g_margin = (torch.autograd.grad(objective, x, create_graph=True, retain_graph=True)[0],
+                               torch.autograd.grad(action_margin(logits).sum(), x, create_graph=True)[0])
+        raw = reduce_channels(g_eq2).float()
+    else:
+        raw = reduce_channels(input_gradient(student, obs, mode="digr", create_graph=True)).float()
     loss = selective_penalty(raw, teacher_maps, threshold=threshold, normalizer=normalizer)
     match = float("nan")
     if match_weight > 0:
@@ -193,9 +218,11 @@ def igr_loss(student: PolicyNet, obs: torch.Tensor, teacher_maps: torch.Tensor, 
                                      threshold=threshold if match_threshold is None else match_threshold)
         loss = loss + match_weight * match_t
         match = float(match_t.detach())
-    l1 = gradient_l1_penalty(raw)
-    if grad_l1_weight > 0:
-        loss = loss + grad_l1_weight * l1
+    margin_l1 = float("nan")
+    if margin_l1_weight > 0:
+        margin_t = margin_gradient_l1(g_margin)
+        loss = loss + margin_l1_weight * margin_t
+        margin_l1 = float(margin_t.detach())
     with torch.no_grad():
         m_g = raw / raw.flatten(1).amax(1).clamp_min(torch.finfo(raw.dtype).tiny)[:, None, None]
         penalise = (teacher_maps <= threshold).to(m_g.dtype)
@@ -205,8 +232,9 @@ def igr_loss(student: PolicyNet, obs: torch.Tensor, teacher_maps: torch.Tensor, 
         sal_keep = ((1 - penalise) * m_g).sum() / n_keep if n_keep > 0 else torch.tensor(float("nan"))
     return loss, IGRMetrics(igr=float(loss.detach()), penalised_frac=float(n_pen / penalise.numel()),
                             saliency_penalised=float(sal_pen), saliency_kept=float(sal_keep), match=match,
-                            grad_l1=float(l1.detach()))
+                            margin_l1=margin_l1)
 
 
-__all__ = ["DistillMetrics", "IGRMetrics", "distillation_loss", "igr_loss", "kept_match_penalty", "gradient_l1_penalty",
+__all__ = ["DistillMetrics", "IGRMetrics", "distillation_loss", "igr_loss", "kept_match_penalty", "action_margin",
+           "margin_gradient_l1",
            "selective_penalty", "NORMALIZERS"]
