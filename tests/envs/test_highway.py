@@ -179,3 +179,23 @@ def test_registered_id():
     e = gym.make("digr/Highway-v0")
     obs, _ = e.reset(seed=0)
     assert obs.shape == (128, 128, 1) and _is_drawn(obs)
+
+
+def test_a_process_with_a_highway_env_still_stops_on_sigterm():
+    """SDL's default signal handlers would swallow SIGTERM/SIGINT (seen: `kill` ignored by training)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    code = ("import time\nfrom digr.envs import make_env\nenv = make_env('highway')\nenv.reset(seed=0)\n"
+            "print('ready', flush=True)\ntime.sleep(60)\n")
+    env = {k: v for k, v in os.environ.items() if k != "SDL_NO_SIGNAL_HANDLERS"}
+    p = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        assert p.stdout.readline().strip() == "ready"
+        p.send_signal(signal.SIGTERM)
+        assert p.wait(timeout=10) == -signal.SIGTERM
+    finally:
+        if p.poll() is None:
+            p.kill()

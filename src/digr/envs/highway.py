@@ -33,7 +33,8 @@ LANE_MARGIN = 1.0
 
 
 def use_headless_video() -> None:
-    """Point SDL at its ``offscreen`` driver unless a real driver was chosen.
+    """Point SDL at its ``offscreen`` driver unless a real driver was chosen, and keep SDL's
+    signal handlers out (Ctrl-C and SIGTERM must stop the process).
 
     highway-env draws on pygame surfaces. With no display, SDL needs a headless driver; but
     highway-env's viewer disables all drawing when it sees ``SDL_VIDEODRIVER=dummy`` (every
@@ -41,6 +42,9 @@ def use_headless_video() -> None:
     """
     if os.environ.get("SDL_VIDEODRIVER", "") in ("", "dummy"):
         os.environ["SDL_VIDEODRIVER"] = "offscreen"
+    # SDL's video init installs SIGINT/SIGTERM handlers that only queue an SDL_QUIT event, which
+    # nothing here reads: a training or evaluation process would then ignore Ctrl-C and `kill`.
+    os.environ.setdefault("SDL_NO_SIGNAL_HANDLERS", "1")
 
 
 class _NeighbourCacheRoad(Road):
