@@ -191,26 +191,22 @@ def igr_loss(student: PolicyNet, obs: torch.Tensor, teacher_maps: torch.Tensor, 
     from one forward pass). The metrics
     use eq. 2's plain max-normalised map.
     """
-    from digr.saliency.base import check_obs, reduce_channels
-    from digr.saliency.vanilla import input_gradient
+    from digr.saliency.base import FastInputConv, check_obs, reduce_channels
+    from digr.saliency.vanilla import eq2_objective
 
     if obs.ndim != 4 or teacher_maps.shape != (obs.shape[0], *obs.shape[2:]):
         raise DigrError(f"observations {tuple(obs.shape)} and teacher maps {tuple(teacher_maps.shape)} "
                         "must be (B, C, H, W) and (B, H, W)")
     obs = check_obs(student, obs)
-    if margin_l1_weight > 0:
-        from digr.saliency.base import FastInputConv
-
-        with torch.enable_grad():
-            x = obs.detach().requires_grad_(True)
-            with FastInputConv(x):
-                logits = student(x)
-            objective = 0.5 * torch.softmax(logits, -1).pow(2).sum()  # eq. 2, as input_gradient
-            g_eq2, g_margin = (torch.autograd.grad(objective, x, create_graph=True, retain_graph=True)[0],
-                               torch.autograd.grad(action_margin(logits).sum(), x, create_graph=True)[0])
-        raw = reduce_channels(g_eq2).float()
-    else:
-        raw = reduce_channels(input_gradient(student, obs, mode="digr", create_graph=True)).float()
+    with_margin = margin_l1_weight > 0
+    with torch.enable_grad():  # one forward serves eq. 2's gradient and, if asked, the margin's
+        x = obs.detach().requires_grad_(True)
+        with FastInputConv(x):
+            logits = student(x)
+        (g_eq2,) = torch.autograd.grad(eq2_objective(logits), x, create_graph=True)
+        if with_margin:
+            (g_margin,) = torch.autograd.grad(action_margin(logits).sum(), x, create_graph=True)
+    raw = reduce_channels(g_eq2).float()
     loss = selective_penalty(raw, teacher_maps, threshold=threshold, normalizer=normalizer)
     match = float("nan")
     if match_weight > 0:
@@ -219,7 +215,7 @@ def igr_loss(student: PolicyNet, obs: torch.Tensor, teacher_maps: torch.Tensor, 
         loss = loss + match_weight * match_t
         match = float(match_t.detach())
     margin_l1 = float("nan")
-    if margin_l1_weight > 0:
+    if with_margin:
         margin_t = margin_gradient_l1(g_margin)
         loss = loss + margin_l1_weight * margin_t
         margin_l1 = float(margin_t.detach())

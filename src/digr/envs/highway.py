@@ -33,8 +33,7 @@ LANE_MARGIN = 1.0
 
 
 def use_headless_video() -> None:
-    """Point SDL at its ``offscreen`` driver unless a real driver was chosen, and keep SDL's
-    signal handlers out (Ctrl-C and SIGTERM must stop the process).
+    """Point SDL at its ``offscreen`` driver unless a real driver was chosen.
 
     highway-env draws on pygame surfaces. With no display, SDL needs a headless driver; but
     highway-env's viewer disables all drawing when it sees ``SDL_VIDEODRIVER=dummy`` (every
@@ -42,8 +41,14 @@ def use_headless_video() -> None:
     """
     if os.environ.get("SDL_VIDEODRIVER", "") in ("", "dummy"):
         os.environ["SDL_VIDEODRIVER"] = "offscreen"
-    # SDL's video init installs SIGINT/SIGTERM handlers that only queue an SDL_QUIT event, which
-    # nothing here reads: a training or evaluation process would then ignore Ctrl-C and `kill`.
+
+
+def keep_process_signals() -> None:
+    """Keep SDL from installing its SIGINT/SIGTERM handlers (unless the user set the hint).
+
+    SDL's video init replaces them with handlers that only queue an SDL_QUIT event, which nothing
+    here reads: a training or evaluation process would then ignore Ctrl-C and ``kill``.
+    """
     os.environ.setdefault("SDL_NO_SIGNAL_HANDLERS", "1")
 
 
@@ -205,6 +210,7 @@ class HighwayImageEnv(HighwayEnvFast):
             raise DigrError(f"image_size must be >= 8, got {image_size}")
         if scaling <= 0:
             raise DigrError(f"scaling must be > 0, got {scaling}")
+        keep_process_signals()  # whatever the render mode
         if render_mode != "human":
             use_headless_video()
         self.fast_road = fast_road

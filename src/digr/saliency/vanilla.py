@@ -26,6 +26,12 @@ from digr.saliency.base import (FastInputConv, SaliencyMethod, Target, check_obs
 MODES = ("digr", "logit")
 
 
+def eq2_objective(logits: torch.Tensor) -> torch.Tensor:
+    """Scalar whose input gradient is eq. 2's ``sum_a pi(a|s) d pi(a|s) / ds`` for every row of
+    ``logits: (B, A)``: ``0.5 * sum_b sum_a pi_a^2`` (rows are independent)."""
+    return 0.5 * torch.softmax(logits, -1).pow(2).sum()
+
+
 def input_gradient(policy: torch.nn.Module, obs: torch.Tensor, *, mode: str = "digr",
                    target: torch.Tensor | None = None, create_graph: bool = False) -> torch.Tensor:
     """Raw signed input gradient ``(B, C, H, W)`` of eq. 2's objective (or of the target logit).
@@ -43,8 +49,7 @@ def input_gradient(policy: torch.nn.Module, obs: torch.Tensor, *, mode: str = "d
         with FastInputConv(x):
             logits = policy(x)
         if mode == "digr":
-            probs = torch.softmax(logits, -1)
-            objective = 0.5 * probs.pow(2).sum()  # d/ds of this = sum_a pi_a d pi_a / ds (eq. 2)
+            objective = eq2_objective(logits)
         else:
             objective = logits.gather(1, target.view(-1, 1)).sum()
         (grad,) = torch.autograd.grad(objective, x, create_graph=create_graph)
