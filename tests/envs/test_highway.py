@@ -140,14 +140,18 @@ def test_neighbour_ties_break_like_highway_env():
     assert ego_lane1[0][1] is road.vehicles[3]  # level pair behind: the first one wins
 
 
-def test_crash_terminates_without_success():
-    e = HighwayImageEnv()
+def _crash_setup(e):
+    """Reset ``e`` and park a stopped vehicle 6 m ahead in the ego's lane (25 m/s: unavoidable)."""
     e.reset(seed=0)
     ego = e.unwrapped.vehicle
     other = next(v for v in e.unwrapped.road.vehicles if v is not ego)
-    # A stopped vehicle 6 m ahead in the ego's lane: the ego (25 m/s) cannot avoid it.
     other.position = ego.position + np.array([6.0, 0.0])
     other.heading, other.speed = ego.heading, 0.0
+
+
+def test_crash_terminates_without_success():
+    e = HighwayImageEnv()
+    _crash_setup(e)
     obs, _, term, trunc, info = e.step(1)
     assert term and info["crashed"] is True and info["success"] is False
     assert obs.shape == (128, 128, 1)
@@ -161,6 +165,36 @@ def test_time_limit_without_crash_is_success():
         _, _, term, trunc, info = e.step(1)
         flags.append((term, trunc, info["success"], info["crashed"]))
     assert flags == [(False, False, False, False)] * 2 + [(False, True, True, False)]
+
+
+def test_reward_is_highway_envs_unnormalised_sum():
+    """Speed pays, survival alone does not (the normalised default taught a teacher to brake)."""
+    e = HighwayImageEnv(config={"duration": 4, "vehicles_count": 0})
+    assert e.config["normalize_reward"] is False
+    e.reset(seed=0)
+    for action in (3, 3, 4, 4):  # FASTER twice, then SLOWER twice
+        _, r, _, _, info = e.step(action)
+        terms = info["rewards"]
+        expect = 0.4 * terms["high_speed_reward"] + 0.1 * terms["right_lane_reward"]
+        assert r == pytest.approx(expect * terms["on_road_reward"])
+        assert 0.0 <= r <= 0.5
+    fast = HighwayImageEnv(config={"duration": 4, "vehicles_count": 0})
+    fast.reset(seed=0)
+    slow = HighwayImageEnv(config={"duration": 4, "vehicles_count": 0})
+    slow.reset(seed=0)
+    r_fast = sum(fast.step(3)[1] for _ in range(4))
+    r_slow = sum(slow.step(4)[1] for _ in range(4))
+    assert r_fast > r_slow + 0.5  # 30 vs 20 m/s target: the speed term differs by up to 0.4 per step
+
+
+def test_crash_step_reward_is_negative_and_normalisation_can_be_restored():
+    e = HighwayImageEnv(config={"vehicles_count": 1})
+    _crash_setup(e)
+    _, r, term, _, info = e.step(1)
+    assert term and info["crashed"] and r < 0.0
+    n = HighwayImageEnv(config={"normalize_reward": True, "duration": 2, "vehicles_count": 0})
+    n.reset(seed=0)
+    assert 0.5 < n.step(1)[1] <= 1.0  # highway-env's [0, 1] scale: survival alone pays
 
 
 @pytest.mark.parametrize("kw", [dict(image_size=4), dict(scaling=0.0)])
