@@ -233,3 +233,43 @@ def test_a_process_with_a_highway_env_still_stops_on_sigterm():
     finally:
         if p.poll() is None:
             p.kill()
+
+
+def test_camera_stream_frames_every_fps_and_decides_once_per_second():
+    e = HighwayImageEnv(config={"vehicles_count": 0, "duration": 2}, camera_fps=4)
+    assert e.config["simulation_frequency"] == 4 and e.config["policy_frequency"] == 4
+    e.reset(seed=0)
+    decisions, frames, lanes = [], 0, []
+    trunc = False
+    while not trunc:
+        _, _, term, trunc, info = e.step(0)  # LANE_LEFT every frame: only decision frames count
+        decisions.append(info["decision"])
+        lanes.append(e.unwrapped.vehicle.target_lane_index[2])
+        frames += 1
+        assert not term
+    assert frames == 8  # 2 simulated seconds at 4 frames per second
+    assert decisions == [True, False, False, False] * 2
+    # Two decisions: the target lane moves left at most once per decision.
+    assert lanes[0] - lanes[-1] <= 2 and lanes[1] == lanes[3]
+
+
+def test_camera_stream_matches_the_1hz_env_with_the_same_physics_rate():
+    """Frame k*fps of the stream is the 1 Hz env's step k when both simulate at fps Hz."""
+    one = HighwayImageEnv(config={"simulation_frequency": 4, "duration": 3})
+    cam = HighwayImageEnv(config={"duration": 3}, camera_fps=4)
+    o1, _ = one.reset(seed=3)
+    oc, _ = cam.reset(seed=3)
+    np.testing.assert_array_equal(o1, oc)
+    for action in (3, 0, 4):
+        o1 = one.step(action)[0]
+        for _ in range(4):
+            oc = cam.step(action)[0]
+        np.testing.assert_array_equal(o1, oc)
+
+
+@pytest.mark.parametrize("fps", [0, 2.5, True])
+def test_bad_camera_fps_raises(fps):
+    from digr.errors import DigrError
+
+    with pytest.raises(DigrError):
+        HighwayImageEnv(camera_fps=fps)

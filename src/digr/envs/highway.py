@@ -197,6 +197,13 @@ class HighwayImageEnv(HighwayEnvFast):
     through traffic, which is the behaviour the paper's driving figures explain. Pass
     ``config={"normalize_reward": True}`` for highway-env's default.
 
+    ## Camera stream
+    ``camera_fps=k`` (used by ``digr evaluate lag``, Figure 6): one ``step`` per camera frame,
+    every ``1/k`` simulated seconds, physics at ``k`` Hz; the action passed is applied on the
+    first frame of each decision period (``info["decision"]`` True) and ignored on the others,
+    so the agent still decides once per simulated second, as it was trained, while the
+    observations arrive like the paper's 0.05 s camera (``k = 20``). Rewards are per frame.
+
     ## Termination
     Terminated when the ego vehicle collides; truncated after ``duration`` simulated seconds
     (30 steps by default).
@@ -215,11 +222,25 @@ class HighwayImageEnv(HighwayEnvFast):
         image_size: int = 128,
         scaling: float = 2.0,
         fast_road: bool = True,
+        camera_fps: int | None = None,
     ) -> None:
         if image_size < 8:
             raise DigrError(f"image_size must be >= 8, got {image_size}")
         if scaling <= 0:
             raise DigrError(f"scaling must be > 0, got {scaling}")
+        config = dict(config or {})
+        self._frames_per_decision = 1
+        if camera_fps is not None:
+            if isinstance(camera_fps, bool) or int(camera_fps) != camera_fps or camera_fps < 1:
+                raise DigrError(f"camera_fps must be a positive integer, got {camera_fps!r}")
+            decision_hz = config.get("policy_frequency", self.default_config()["policy_frequency"])
+            if camera_fps % decision_hz:
+                raise DigrError(f"camera_fps ({camera_fps}) must be a multiple of the decision "
+                                f"frequency ({decision_hz} Hz)")
+            self._frames_per_decision = int(camera_fps) // int(decision_hz)
+            # One env step per camera frame; the physics runs at the frame rate too.
+            config.update(simulation_frequency=int(camera_fps), policy_frequency=int(camera_fps))
+        self._frame = 0
         keep_process_signals()  # whatever the render mode
         if render_mode != "human":
             use_headless_video()
@@ -228,7 +249,7 @@ class HighwayImageEnv(HighwayEnvFast):
             "type": "GrayscaleObservation", "observation_shape": (image_size, image_size),
             "stack_size": 1, "weights": list(GRAY_WEIGHTS), "scaling": scaling,
         }
-        super().__init__(config={"observation": obs, **(config or {})}, render_mode=render_mode)
+        super().__init__(config={"observation": obs, **config}, render_mode=render_mode)
 
     @classmethod
     def default_config(cls) -> dict:
@@ -261,11 +282,19 @@ class HighwayImageEnv(HighwayEnvFast):
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         obs, info = super().reset(seed=seed, options=options)
+        self._frame = 0
         info["success"] = False
+        info["decision"] = True
         return obs, info
 
     def step(self, action):
-        obs, reward, terminated, truncated, info = super().step(action)
+        # With camera_fps, only every k-th frame's action is applied (k = fps / decision rate);
+        # in between the ego vehicle keeps its target lane and speed, as it does between
+        # decisions in the 1 Hz env (highway-env applies an action once per decision period).
+        decision = self._frame % self._frames_per_decision == 0
+        self._frame += 1
+        obs, reward, terminated, truncated, info = super().step(action if decision else None)
+        info["decision"] = decision
         # Success = the episode ran to its time limit without a collision (the paper's
         # driving success); a crash terminates, so it can never be a success.
         info["success"] = bool(truncated and not terminated and not self.vehicle.crashed)

@@ -48,6 +48,10 @@ class TaskSpec:
     """Extra ``gym.make`` keyword arguments for teacher training only (Breakout: a lost life
     ends the episode and rewards are clipped); evaluation, datasets and students see
     ``env_kwargs`` alone."""
+    stream_env_kwargs: dict[str, Any] = field(default_factory=dict)
+    """Extra ``gym.make`` keyword arguments for the real-time camera stream of ``digr evaluate
+    lag`` (Figure 6): highway renders a frame every 0.05 s while still deciding once per
+    simulated second; the other tasks' frames are their steps."""
     pool: str = "flatten"
     """Policy head input: ``flatten`` or ``max`` (see :class:`digr.models.PolicyConfig`)."""
 
@@ -112,6 +116,7 @@ TASKS: dict[str, TaskSpec] = {
         ),
         distill=dict(alpha=1.0, learning_rate=2e-4, optimizer="rmsprop", threshold=0.1),
         extra="driving",
+        stream_env_kwargs={"camera_fps": 20},
     ),
 }
 

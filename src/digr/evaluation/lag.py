@@ -247,11 +247,13 @@ def record_frames(policy: torch.nn.Module, task: str, *, frames: int, seed: int 
     observations are kept (the terminal observation, which nobody acts on, is not kept). With
     ``one_episode`` the stream stops at the end of the first episode, possibly short. Returns
     ``(N, H, W, C) uint8`` observations and ``(N,) int64`` episode numbers (0, 0, ..., 1, ...).
+    The env is the task's camera stream (:attr:`TaskSpec.stream_env_kwargs`): on highway a frame
+    every 0.05 s, the policy's action applied once per simulated second.
     """
     from digr.models.cnn import to_tensor
 
     spec = get_task(task)
-    env = make_env(spec)
+    env = make_env(spec, **spec.stream_env_kwargs)
     kept: list[np.ndarray] = []
     episode: list[int] = []
     e = 0
