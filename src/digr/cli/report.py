@@ -58,6 +58,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "(default 0 1/255 2/255 4/255 8/255 16/255)")
     p.add_argument("--attacks", nargs="+", default=None, metavar="NAME",
                    help="attacks to sweep (default all)")
+    p.add_argument("--workers", type=pos_int, default=1,
+                   help="processes for the robustness sweep, one (attack, eps) point each at a time "
+                        "(default 1; the rows do not depend on it)")
     p.add_argument("--seed", type=nonneg_int, default=0,
                    help="seed of states, episodes and attacks (default 0)")
     p.add_argument("--batch-size", type=pos_int, default=64, help="states per saliency call (default 64)")
@@ -100,6 +103,7 @@ def run(args: argparse.Namespace) -> int:
         states=args.states, episodes=args.episodes, robustness_episodes=args.robustness_episodes,
         eps=tuple(args.eps) if args.eps is not None else None,
         attacks=tuple(args.attacks) if args.attacks is not None else None, seed=args.seed,
+        workers=args.workers,
         batch_size=args.batch_size, settings=settings, repeats=args.repeats,
         timing_max_seconds=args.max_seconds, device=args.device, threads=args.threads,
         panel_states=args.panel_states, gif_frames=args.gif_frames, sections=tuple(args.sections))

@@ -305,6 +305,9 @@ class ReportConfig:
     """Robustness eps sweep in the [0, 1] pixel scale; None: ``robustness.DEFAULT_EPS``."""
     attacks: tuple[str, ...] | None = None
     """Attacks to sweep; None: all registered."""
+    workers: int = 1
+    """Processes for the robustness sweep (see :func:`digr.evaluation.robustness.robustness_sweep`);
+    the results, and so the cache keys, do not depend on it."""
     seed: int = 0
     """Seed of benchmark states, episodes and attacks."""
     batch_size: int = 64
@@ -664,7 +667,7 @@ def _robustness(rep: _Report) -> None:
                "eps": eps_list, "episodes": cfg.robustness_episodes, "seed": cfg.seed}
         sweeps[r] = rep.cache(f"robustness-{r}", key, lambda r=r: rob.robustness_sweep(
             rep.net(r), spec.name, attacks=attacks, eps_values=eps_list, episodes=cfg.robustness_episodes,
-            seed=cfg.seed))
+            seed=cfg.seed, workers=cfg.workers))
     figures.robustness_chart(sweeps, rep.figdir / "robustness.png", metric=metric)
     rep.md += [f"Every observation attacked inside the L-inf eps-ball (eps in grey levels of 255), greedy "
                f"actions, {cfg.robustness_episodes} episodes per point (episode k resets with seed "

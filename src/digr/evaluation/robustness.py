@@ -98,6 +98,14 @@ def evaluate_robustness(
     }
 
 
+def _sweep_point(args: tuple) -> dict[str, Any]:
+    """One :func:`evaluate_robustness` call in a worker process (one torch thread)."""
+    policy, task, name, eps, episodes, seed, n_envs, attack_settings = args
+    torch.set_num_threads(1)
+    return evaluate_robustness(policy, task, attack=name, eps=eps, episodes=episodes, seed=seed,
+                               n_envs=n_envs, **attack_settings)
+
+
 def robustness_sweep(
     policy: PolicyNet,
     task: str,
@@ -107,6 +115,7 @@ def robustness_sweep(
     episodes: int = DEFAULT_EPISODES,
     seed: int = 0,
     n_envs: int = 8,
+    workers: int = 1,
     **attack_settings: Any,
 ) -> list[dict[str, Any]]:
     """One :func:`evaluate_robustness` row per ``(attack, eps)``, attacks outer, eps inner.
@@ -115,6 +124,11 @@ def robustness_sweep(
     is the clean policy for every attack: it is rolled out once and its row repeated under each
     attack name (the rows are identical either way). ``attack_settings`` go to every attack, so
     only pass settings all of them take (e.g. ``seed``).
+
+    ``workers > 1`` spreads the points over that many processes (``spawn``; one torch thread
+    each). Why: a batch-1 rollout step uses one core (the env steps and small forwards do not
+    split across threads), so on a multi-core CPU the points are the unit to parallelise. Each
+    point is seeded on its own, so the rows are the same as with ``workers=1``.
     """
     names = [resolve_attack_name(a) for a in attacks]
     if not names:
@@ -122,16 +136,31 @@ def robustness_sweep(
     eps_list = [check_eps(e) for e in eps_values]
     if not eps_list:
         raise DigrError("robustness_sweep needs at least one eps value")
-    rows: list[dict[str, Any]] = []
-    clean: dict[str, Any] | None = None
+    if isinstance(workers, bool) or int(workers) != workers or workers < 1:
+        raise DigrError(f"workers must be a positive integer, got {workers!r}")
+    # The distinct points: every (attack, eps > 0), and the clean rollout once (under the first
+    # attack name that has eps = 0).
+    points: list[tuple[str, float]] = []
     for name in names:
         for eps in eps_list:
-            if eps == 0.0 and clean is not None:
-                row = {**clean, "attack": name}
-            else:
-                row = evaluate_robustness(policy, task, attack=name, eps=eps, episodes=episodes,
-                                          seed=seed, n_envs=n_envs, **attack_settings)
-                if eps == 0.0:
-                    clean = row
-            rows.append(row)
+            if eps > 0.0 or not any(e == 0.0 for _, e in points):
+                if (name, eps) not in points:
+                    points.append((name, eps))
+    jobs = [(policy, task, name, eps, episodes, seed, n_envs, attack_settings) for name, eps in points]
+    if workers == 1 or len(jobs) == 1:
+        results = [evaluate_robustness(policy, task, attack=n, eps=e, episodes=episodes, seed=seed,
+                                       n_envs=n_envs, **attack_settings) for n, e in points]
+    else:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        ctx = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=min(int(workers), len(jobs)), mp_context=ctx) as pool:
+            results = list(pool.map(_sweep_point, jobs))
+    done = dict(zip(points, results))
+    clean = next((row for (_, e), row in done.items() if e == 0.0), None)
+    rows: list[dict[str, Any]] = []
+    for name in names:
+        for eps in eps_list:
+            rows.append({**clean, "attack": name} if eps == 0.0 else done[(name, eps)])
     return rows
