@@ -194,7 +194,8 @@ def test_crash_step_reward_is_negative_and_normalisation_can_be_restored():
     e = HighwayImageEnv(config={"vehicles_count": 1})
     _crash_setup(e)
     _, r, term, _, info = e.step(1)
-    assert term and info["crashed"] and r < 0.0
+    assert term and info["crashed"]
+    assert r == pytest.approx(0.4 * info["rewards"]["high_speed_reward"] - 0.25)
     n = HighwayImageEnv(config={"normalize_reward": True, "duration": 2, "vehicles_count": 0})
     n.reset(seed=0)
     assert 0.5 < n.step(1)[1] <= 1.0  # highway-env's [0, 1] scale: survival alone pays
