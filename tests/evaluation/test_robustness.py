@@ -54,6 +54,17 @@ def test_eps_zero_is_the_clean_evaluation():
     assert attacked["action_flip_rate"] == 0.0
 
 
+def test_action_freq_counts_every_greedy_step():
+    policy = tiny_rfg_policy(1)
+    with torch.no_grad():  # a head that always prefers action 2
+        policy.pi.weight.zero_()
+        policy.pi.bias.copy_(torch.tensor([0.0, 0.0, 5.0, 0.0]))
+    r = evaluate_policy(policy, TASK, episodes=2, seed=5)
+    assert r["action_freq"] == [0.0, 0.0, 1.0, 0.0]
+    mixed = evaluate_policy(tiny_rfg_policy(1), TASK, episodes=2, seed=5)
+    assert len(mixed["action_freq"]) == 4 and abs(sum(mixed["action_freq"]) - 1.0) < 1e-5
+
+
 def test_policy_acts_on_the_attacked_observation():
     # A confident head and a large eps: FGSM flips the greedy action on a good share of steps.
     policy = tiny_rfg_policy(2, head_gain=50.0)

@@ -33,7 +33,9 @@ def evaluate_policy(
     each observation before the policy acts.
 
     Returns ``success_rate`` (``None`` where the task has no success), ``mean_return``,
-    ``std_return``, ``mean_length`` and ``episodes``.
+    ``std_return``, ``mean_length``, ``episodes`` and ``action_freq`` (the share of all steps on
+    which each action was taken, ``n_actions`` floats: a policy that always takes one action
+    shows it at a glance).
     """
     if episodes <= 0:
         raise DigrError(f"episodes must be > 0, got {episodes}")
@@ -47,6 +49,7 @@ def evaluate_policy(
     returns = np.zeros(episodes)
     lengths = np.zeros(episodes, dtype=int)
     success = np.zeros(episodes, dtype=bool)
+    action_counts = np.zeros(spec.n_actions, dtype=np.int64)
     next_ep = 0
     slot_ep: list[int | None] = [None] * n_envs
     obs: list[np.ndarray | None] = [None] * n_envs
@@ -67,6 +70,7 @@ def evaluate_policy(
         else:
             actions = torch.multinomial(torch.softmax(logits, -1), 1, generator=gen).squeeze(-1)
         for i, a in zip(live, actions.tolist()):
+            action_counts[a] += 1
             o, r, term, trunc, info = envs[i].step(a)
             ep = slot_ep[i]
             returns[ep] += r
@@ -90,4 +94,5 @@ def evaluate_policy(
         "episodes": int(episodes),
         "seed": int(seed),
         "deterministic": bool(deterministic),
+        "action_freq": [round(float(c), 6) for c in action_counts / max(int(action_counts.sum()), 1)],
     }
