@@ -152,6 +152,17 @@ def test_render_table1_paper_numbers_and_commands(tmp_path):
     assert text.index("```sh") < text.index("| Row |")  # commands above the table
     path = write_table1(rows, tmp_path / "results" / "table1.md")
     assert path.read_text() == text
+    assert "±" not in text and "1.0e-06 (VG)" in text  # small bounds: footnote only, naming the row
+
+
+def test_render_table1_prints_a_bound_that_reaches_the_third_decimal(tmp_path):
+    rows = [Table1Row(RowSpec(label, tmp_path / label, "vanilla"),
+                      {"important": 1.0, "unimportant": 2.0, "auc": auc, "states": 7, "auc_error_bound": b},
+                      "digr evaluate x")
+            for label, auc, b in (("tight", 0.9, 1e-5), ("loose", 0.527, 0.0988))]
+    text = render_table1(rows)
+    assert "| 0.527 ± 0.099 |" in text and "| 0.900 |" in text
+    assert "9.9e-02 (loose)" in text
 
 
 def test_report_command_round_trips_options(tmp_path):

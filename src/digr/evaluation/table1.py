@@ -228,11 +228,22 @@ def render_table1(rows: list[Table1Row], *,
             f"| {r.spec.label} | `{display_path(r.spec.policy)}` | {r.spec.method} "
             f"| {res['important']:.2f} | {_num(p and p.important, '.2f')} "
             f"| {res['unimportant']:.2f} | {_num(p and p.unimportant, '.2f')} "
-            f"| {res['auc']:.3f} | {_num(p and p.auc, '.3f')} |")
+            f"| {res['auc']:.3f}{_bound(res)} | {_num(p and p.auc, '.3f')} |")
     bounds = [r.result.get("auc_error_bound", 0.0) for r in rows]
+    worst = max(range(len(rows)), key=lambda i: bounds[i])
     lines += ["", f"AUC from {rows[0].result.get('auc_method', 'histogram')} counts; largest bound on "
-              f"|AUC - exact AUC| over the rows: {max(bounds):.1e}."]
+              f"|AUC - exact AUC| over the rows: {bounds[worst]:.1e} ({rows[worst].spec.label}); a "
+              f"bound of {AUC_BOUND_SHOWN:g} or more is printed next to its AUC."]
     return "\n".join(lines) + "\n"
+
+
+AUC_BOUND_SHOWN = 5e-4
+"""AUC error bounds from this size on can change the third decimal: the table prints them."""
+
+
+def _bound(result: dict) -> str:
+    b = result.get("auc_error_bound", 0.0)
+    return f" ± {b:.3f}" if b >= AUC_BOUND_SHOWN else ""
 
 
 def write_table1(rows: list[Table1Row], path: str | Path = TABLE1_PATH) -> Path:
