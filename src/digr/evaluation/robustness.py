@@ -99,9 +99,8 @@ def evaluate_robustness(
 
 
 def _sweep_point(args: tuple) -> dict[str, Any]:
-    """One :func:`evaluate_robustness` call in a worker process (one torch thread)."""
+    """One :func:`evaluate_robustness` call from a packed argument tuple (picklable for workers)."""
     policy, task, name, eps, episodes, seed, n_envs, attack_settings = args
-    torch.set_num_threads(1)
     return evaluate_robustness(policy, task, attack=name, eps=eps, episodes=episodes, seed=seed,
                                n_envs=n_envs, **attack_settings)
 
@@ -138,24 +137,21 @@ def robustness_sweep(
         raise DigrError("robustness_sweep needs at least one eps value")
     if isinstance(workers, bool) or int(workers) != workers or workers < 1:
         raise DigrError(f"workers must be a positive integer, got {workers!r}")
-    # The distinct points: every (attack, eps > 0), and the clean rollout once (under the first
-    # attack name that has eps = 0).
-    points: list[tuple[str, float]] = []
-    for name in names:
-        for eps in eps_list:
-            if eps > 0.0 or not any(e == 0.0 for _, e in points):
-                if (name, eps) not in points:
-                    points.append((name, eps))
+    # The distinct points: the clean rollout once (under the first attack's name), then every
+    # (attack, eps > 0).
+    distinct_eps = list(dict.fromkeys(eps_list))
+    points = [(names[0], 0.0)] if 0.0 in distinct_eps else []
+    points += [(name, eps) for name in dict.fromkeys(names) for eps in distinct_eps if eps > 0.0]
     jobs = [(policy, task, name, eps, episodes, seed, n_envs, attack_settings) for name, eps in points]
     if workers == 1 or len(jobs) == 1:
-        results = [evaluate_robustness(policy, task, attack=n, eps=e, episodes=episodes, seed=seed,
-                                       n_envs=n_envs, **attack_settings) for n, e in points]
+        results = [_sweep_point(job) for job in jobs]
     else:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
         ctx = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=min(int(workers), len(jobs)), mp_context=ctx) as pool:
+        with ProcessPoolExecutor(max_workers=min(int(workers), len(jobs)), mp_context=ctx,
+                                 initializer=torch.set_num_threads, initargs=(1,)) as pool:
             results = list(pool.map(_sweep_point, jobs))
     done = dict(zip(points, results))
     clean = next((row for (_, e), row in done.items() if e == 0.0), None)

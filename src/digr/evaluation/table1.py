@@ -196,6 +196,15 @@ def _num(v: float | None, fmt: str) -> str:
     return "—" if v is None else format(v, fmt)
 
 
+AUC_BOUND_SHOWN = 5e-4
+"""AUC error bounds from this size on can change the third decimal: the table prints them."""
+
+
+def _bound(result: dict) -> str:
+    b = result.get("auc_error_bound", 0.0)
+    return f" ± {b:.3f}" if b >= AUC_BOUND_SHOWN else ""
+
+
 def render_table1(rows: list[Table1Row], *,
                   title: str | None = "Table 1: saliency on Red-Fetch-Green") -> str:
     """Markdown: the commands (one per row) followed by the table of ours vs. the paper's numbers."""
@@ -235,15 +244,6 @@ def render_table1(rows: list[Table1Row], *,
               f"|AUC - exact AUC| over the rows: {bounds[worst]:.1e} ({rows[worst].spec.label}); a "
               f"bound of {AUC_BOUND_SHOWN:g} or more is printed next to its AUC."]
     return "\n".join(lines) + "\n"
-
-
-AUC_BOUND_SHOWN = 5e-4
-"""AUC error bounds from this size on can change the third decimal: the table prints them."""
-
-
-def _bound(result: dict) -> str:
-    b = result.get("auc_error_bound", 0.0)
-    return f" ± {b:.3f}" if b >= AUC_BOUND_SHOWN else ""
 
 
 def write_table1(rows: list[Table1Row], path: str | Path = TABLE1_PATH) -> Path:
