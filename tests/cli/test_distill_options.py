@@ -4,6 +4,7 @@ import pytest
 
 from digr.cli.distill import config_from_args
 from digr.cli.main import build_parser
+from digr.errors import DigrError
 
 
 def _args(*extra):
@@ -25,7 +26,15 @@ def test_extension_options_are_forwarded():
 
 
 def test_negative_margin_l1_weight_is_refused():
-    from digr.errors import DigrError
 
     with pytest.raises(DigrError, match="margin_l1_weight"):
         config_from_args(_args("--margin-l1-weight", "-1"))
+
+
+def test_adversarial_options():
+    cfg = config_from_args(_args())
+    assert cfg.adv_eps == 0.0
+    cfg = config_from_args(_args("--adv-eps", "16/255", "--adv-weight", "0.5", "--adv-steps", "2"))
+    assert (cfg.adv_eps, cfg.adv_weight, cfg.adv_steps) == (16 / 255, 0.5, 2)
+    with pytest.raises(DigrError, match="adv_eps"):
+        config_from_args(_args("--adv-eps", "2"))

@@ -54,6 +54,53 @@ def test_update_applies_pcgrad_of_igr_and_weighted_kl(teacher_ckpt, tiny_dataset
     assert all(p.grad is None for n, p in student.named_parameters() if n.startswith("v."))
 
 
+def test_adversarial_distillation_gradient(teacher_ckpt):
+    """With adv_eps > 0 the KL objective's gradient is that of KL(s) + w * KL(s'), s' the MAD
+    attack on the student drawn from the same generator stream, within eps of s."""
+    from digr.attacks.mad import MAD
+
+    teacher = load_policy(teacher_ckpt)
+    obs = torch.rand(4, 3, 64, 64)
+    with torch.no_grad():
+        probs = torch.softmax(teacher(obs), -1)
+    eps, w = 8 / 255, 0.7
+    student = init_student(teacher.config, seed=3)
+    ref = copy.deepcopy(student)
+    params = [p for n, p in ref.named_parameters() if not n.startswith("v.")]
+    obs_adv = MAD(ref, eps=eps, steps=2, generator=torch.Generator().manual_seed(5)).perturb(obs)
+    assert (obs_adv - obs).abs().max() <= eps + 1e-6 and not torch.equal(obs_adv, obs)
+    kl_clean = distillation_loss(ref(obs), probs)[0]
+    kl_adv = distillation_loss(ref(obs_adv), probs)[0]
+    want = flat_grad(kl_clean + w * kl_adv, params) * 0.5
+
+    d = Distiller(student, config=tiny(use_igr=False, alpha=0.5, adv_eps=eps, adv_weight=w, adv_steps=2))
+    metrics = d.update(obs, probs, generator=torch.Generator().manual_seed(5))
+    got = torch.cat([p.grad.reshape(-1) for p in d.params])
+    assert torch.allclose(got, want, atol=1e-6)
+    assert metrics["distill/kl_adv"] == pytest.approx(float(kl_adv), rel=1e-5)
+    # The attack moved the student away from the teacher: the adversarial KL is the larger one.
+    assert metrics["distill/kl_adv"] > metrics["distill/kl"]
+
+
+def test_adversarial_weight_zero_is_the_clean_update(teacher_ckpt):
+    teacher = load_policy(teacher_ckpt)
+    obs = torch.rand(4, 3, 64, 64)
+    with torch.no_grad():
+        probs = torch.softmax(teacher(obs), -1)
+    grads = []
+    for kw in ({}, {"adv_eps": 16 / 255, "adv_weight": 0.0}):
+        d = Distiller(init_student(teacher.config, seed=3), config=tiny(use_igr=False, alpha=1.0, **kw))
+        d.update(obs, probs)
+        grads.append(torch.cat([p.grad.reshape(-1) for p in d.params]))
+    assert torch.allclose(grads[0], grads[1], atol=1e-7)
+
+
+@pytest.mark.parametrize("bad", [{"adv_eps": -0.1}, {"adv_eps": 1.5}, {"adv_weight": -1.0}, {"adv_steps": 0}])
+def test_bad_adversarial_settings_are_refused(bad):
+    with pytest.raises(DigrError, match=next(iter(bad))):
+        tiny(**bad)
+
+
 def test_distillation_updates_reduce_kl(teacher_ckpt):
     teacher = load_policy(teacher_ckpt)
     obs = torch.rand(16, 3, 64, 64)

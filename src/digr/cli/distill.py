@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from digr.cli.common import add_policy, add_task, emit, nonneg_int, pos_int
+from digr.cli.common import add_policy, add_task, emit, eps_value, nonneg_int, pos_int
 
 NAME = "distill"
 HELP = "train a student by policy distillation with selective input-gradient regularisation (DIGR)"
@@ -43,6 +43,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--margin-l1-weight", type=float, default=None,
                    help="extension beyond the paper: weight of the L1 norm of the input gradient of the "
                         "student's action margin, for robustness (default 0: off)")
+    p.add_argument("--adv-eps", type=eps_value, default=None, metavar="EPS",
+                   help="extension beyond the paper: adversarial distillation, KL(teacher(s) || student(s')) "
+                        "with s' the MAD attack on the student within this L-inf radius, e.g. 16/255 (default 0: off)")
+    p.add_argument("--adv-weight", type=float, default=None,
+                   help="weight of the adversarial KL relative to the clean KL (default 1)")
+    p.add_argument("--adv-steps", type=pos_int, default=None, help="MAD steps per update (default 5)")
     p.add_argument("--student-fls", choices=["sparse", "sparse-sum", "dense"], default=None,
                    help="FLS + DIGR: the student is the teacher's network with this Free-Lunch Saliency "
                         "variant (default: the teacher's architecture)")
@@ -73,7 +79,8 @@ def config_from_args(args: argparse.Namespace):
         get_task(args.task), alpha=args.alpha, threshold=args.threshold, steps=args.steps, seed=args.seed,
         use_igr=False if args.no_igr else None,
         igr_normalizer=args.igr_normalizer, match_weight=args.match_weight, match_threshold=args.match_threshold,
-        margin_l1_weight=args.margin_l1_weight, student_fls=args.student_fls, pcgrad=False if args.no_pcgrad else None,
+        margin_l1_weight=args.margin_l1_weight, adv_eps=args.adv_eps, adv_weight=args.adv_weight,
+        adv_steps=args.adv_steps, student_fls=args.student_fls, pcgrad=False if args.no_pcgrad else None,
         batch_size=args.batch_size, learning_rate=args.learning_rate, n_envs=args.n_envs,
         eval_every=args.eval_every, eval_episodes=args.eval_episodes,
         checkpoint_every=args.checkpoint_every, log_every=args.log_every, torch_threads=args.threads)

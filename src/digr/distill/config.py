@@ -55,6 +55,16 @@ class DistillConfig:
     (:func:`digr.distill.losses.margin_gradient_l1`). Eq. 4 with a scale-invariant normaliser
     (``mean``) does not bound the gradient's size, and an L-inf attack's first-order effect on the
     margin is eps times this norm. 0 (default) is the paper's loss."""
+    adv_eps: float = 0.0
+    """An extension beyond the paper: L-inf radius (pixel scale ``[0, 1]``, ``k / 255`` = ``k`` grey
+    levels) of adversarial distillation. With ``adv_eps > 0`` the distillation objective becomes
+    ``KL(pi_t(s) || pi_theta(s)) + adv_weight * KL(pi_t(s) || pi_theta(s'))``, where ``s'`` is the
+    MAD attack (:class:`digr.attacks.mad.MAD`, ``adv_steps`` ascent steps) on the student at ``s``,
+    crafted afresh each update on the distillation batch. 0 (default) is the paper's loss."""
+    adv_weight: float = 1.0
+    """Weight of the adversarial KL relative to the clean KL (only with ``adv_eps > 0``)."""
+    adv_steps: int = 5
+    """MAD ascent steps per update for the adversarial states (only with ``adv_eps > 0``)."""
     student_fls: str | None = None
     """Student architecture: ``None`` (the teacher's, as the paper) or an FLS variant
     (``sparse``, ``sparse-sum``, ``dense``; :func:`digr.models.fls.fls_config` of the teacher's
@@ -94,6 +104,12 @@ class DistillConfig:
             raise DigrError(f"match_threshold must be in [threshold, 1], got {self.match_threshold}")
         if self.margin_l1_weight < 0:
             raise DigrError(f"margin_l1_weight must be >= 0, got {self.margin_l1_weight}")
+        if not 0.0 <= self.adv_eps <= 1.0:
+            raise DigrError(f"adv_eps must be in [0, 1] (pixel scale: 8/255 = {8 / 255:.4f}), got {self.adv_eps}")
+        if self.adv_weight < 0:
+            raise DigrError(f"adv_weight must be >= 0, got {self.adv_weight}")
+        if self.adv_steps < 1:
+            raise DigrError(f"adv_steps must be >= 1, got {self.adv_steps}")
         if self.match_weight < 0:
             raise DigrError(f"match_weight must be >= 0, got {self.match_weight}")
         if self.alpha < 0:

@@ -83,20 +83,26 @@ class Distiller:
         self.optimizer = make_optimizer(self.params, config)
 
     def update(self, obs: torch.Tensor, teacher_probs: torch.Tensor, *, igr_obs: torch.Tensor | None = None,
-               igr_maps: torch.Tensor | None = None) -> dict[str, float]:
+               igr_maps: torch.Tensor | None = None, generator: torch.Generator | None = None
+               ) -> dict[str, float]:
         """One optimizer step; returns the step's metrics by their ``namespace/metric`` names.
 
         ``obs: (B, C, H, W) float32 in [0, 1]`` distillation states with ``teacher_probs: (B, A)``;
         ``igr_obs: (B', C, H, W)`` and ``igr_maps: (B', H, W)`` the IGR batch from dataset D
-        (ignored when ``config.use_igr`` is False).
+        (ignored when ``config.use_igr`` is False). ``generator`` draws the adversarial states'
+        random starts (``config.adv_eps > 0``; default: a generator seeded with 0).
         """
         cfg = self.config
         self.student.train()
         kl, kl_metrics = distillation_loss(self.student(obs), teacher_probs)
+        metrics = kl_metrics.as_dict()
+        if cfg.adv_eps > 0:
+            kl_adv, adv_metrics = self._adversarial_kl(obs, teacher_probs, generator)
+            kl = kl + cfg.adv_weight * kl_adv
+            metrics.update(adv_metrics)
         # alpha weights the KL gradient before PCGrad, so the projection sees eq. 5's two terms.
         g_kl = flat_grad(kl, self.params) * cfg.alpha
-        metrics = kl_metrics.as_dict()
-        loss = cfg.alpha * metrics["distill/kl"]
+        loss = cfg.alpha * float(kl.detach())
         if cfg.use_igr:
             if igr_obs is None or igr_maps is None:
                 raise DigrError("a DIGR update needs an IGR batch (igr_obs, igr_maps)")
@@ -122,6 +128,23 @@ class Distiller:
         metrics["pcgrad/conflict_frac"] = float(conflict)
         metrics["distill/grad_norm"] = float(g.norm())
         return metrics
+
+    def _adversarial_kl(self, obs: torch.Tensor, teacher_probs: torch.Tensor,
+                        generator: torch.Generator | None) -> tuple[torch.Tensor, dict[str, float]]:
+        """``KL(pi_t(s) || pi_theta(s'))`` with ``s'`` the MAD attack on the student at ``obs``.
+
+        The attack only reads input gradients (the parameters' ``.grad`` are untouched); ``s'`` is
+        a constant of the returned loss, as in adversarial training.
+        """
+        from digr.attacks.mad import MAD
+
+        cfg = self.config
+        attack = MAD(self.student, eps=cfg.adv_eps, steps=cfg.adv_steps,
+                     generator=generator if generator is not None else torch.Generator().manual_seed(0))
+        obs_adv = attack.perturb(obs)
+        logits_adv = self.student(obs_adv)
+        kl_adv, m = distillation_loss(logits_adv, teacher_probs)
+        return kl_adv, {"distill/kl_adv": m.kl, "distill/agreement_adv": m.agreement}
 
 
 # -- run-folder files ------------------------------------------------------------------------------
@@ -320,7 +343,8 @@ def train_student(
             if data is not None:
                 idx = torch.randint(len(data), (cfg.batch_size,), generator=gen)
                 igr_obs, igr_maps = data.obs(idx), data.maps[idx]
-            for k, v in distiller.update(obs, teacher_probs, igr_obs=igr_obs, igr_maps=igr_maps).items():
+            for k, v in distiller.update(obs, teacher_probs, igr_obs=igr_obs, igr_maps=igr_maps,
+                                         generator=gen).items():
                 window[k].append(v)
             step += 1
 
