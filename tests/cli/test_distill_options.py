@@ -26,7 +26,6 @@ def test_extension_options_are_forwarded():
 
 
 def test_negative_margin_l1_weight_is_refused():
-
     with pytest.raises(DigrError, match="margin_l1_weight"):
         config_from_args(_args("--margin-l1-weight", "-1"))
 
