@@ -37,3 +37,9 @@ def test_adversarial_options():
     assert (cfg.adv_eps, cfg.adv_weight, cfg.adv_steps) == (16 / 255, 0.5, 2)
     with pytest.raises(DigrError, match="adv_eps"):
         config_from_args(_args("--adv-eps", "2"))
+
+
+def test_topk_normalizer_options():
+    cfg = config_from_args(_args("--igr-normalizer", "topk", "--igr-topk", "32"))
+    assert (cfg.igr_normalizer, cfg.igr_topk) == ("topk", 32)
+    assert config_from_args(_args()).igr_topk == 64

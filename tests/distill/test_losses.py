@@ -116,6 +116,41 @@ def test_selective_penalty_normalizers():
         selective_penalty(raw, teacher, threshold=0.1, normalizer="nope")
 
 
+def test_topk_normalizer():
+    from digr.distill.losses import selective_penalty
+
+    torch.manual_seed(0)
+    teacher = torch.zeros(2, 4, 4)
+    teacher[:, :2, :2] = 0.9  # 4 kept pixels, 12 penalised
+    raw = torch.rand(2, 4, 4)
+    # k = 1 is eq. 2's max, exactly
+    torch.testing.assert_close(selective_penalty(raw, teacher, threshold=0.1, normalizer="topk", topk=1),
+                               selective_penalty(raw, teacher, threshold=0.1, normalizer="max"))
+    # by hand: Z = mean of the 3 largest values per map
+    z = raw.flatten(1).sort(1, descending=True).values[:, :3].mean(1)
+    want = ((teacher <= 0.1) * raw / z[:, None, None]).mean()
+    torch.testing.assert_close(selective_penalty(raw, teacher, threshold=0.1, normalizer="topk", topk=3), want)
+    # Same penalised pixels, same kept mass (4), on the 4 kept pixels or on one of them: the
+    # max normaliser makes the spike 4x cheaper, k = 4 prices both (nearly) alike.
+    flat = torch.full((1, 4, 4), 0.01)
+    flat[0, :2, :2] = 1.0
+    spike = flat.clone()
+    spike[0, :2, :2] = 0.0
+    spike[0, 0, 0] = 4.0
+    t = teacher[:1]
+    loss = lambda m, **kw: float(selective_penalty(m, t, threshold=0.1, **kw))  # noqa: E731
+    # (alike up to the three 0.01 penalised values that enter the spike map's top 4)
+    assert loss(flat, normalizer="topk", topk=4) == pytest.approx(loss(spike, normalizer="topk", topk=4), rel=0.01)
+    assert loss(flat, normalizer="max") == pytest.approx(4 * loss(spike, normalizer="max"))
+    # the push on Z is shared by the k largest values
+    r = flat.clone().requires_grad_(True)
+    (g,) = torch.autograd.grad(selective_penalty(r, t, threshold=0.1, normalizer="topk", topk=4), r)
+    assert torch.all(g[0, :2, :2] < 0) and torch.allclose(g[0, :2, :2], g[0, 0, 0].expand(2, 2))
+    for bad in (0, 17, 2.5):
+        with pytest.raises(DigrError, match="topk"):
+            selective_penalty(raw, teacher, threshold=0.1, normalizer="topk", topk=bad)
+
+
 def test_cli_normalizer_choices_match_the_library():
     import argparse
 

@@ -40,7 +40,10 @@ class DistillConfig:
     igr_normalizer: str = "max"
     """Normaliser of the student's gradient map inside eq. 4 (tasks may set their own default):
     ``max`` (eq. 2 literally),
-    ``kept_max``, ``detached_max`` or ``mean``; see :func:`digr.distill.losses.selective_penalty`."""
+    ``kept_max``, ``detached_max``, ``mean`` or ``topk``; see :func:`digr.distill.losses.selective_penalty`."""
+    igr_topk: int = 64
+    """``k`` of the ``topk`` normaliser: the student's map is divided by the mean of its ``k``
+    largest values (only with ``igr_normalizer="topk"``; 1 would be eq. 2's max)."""
     match_weight: float = 0.0
     """Weight of an extension beyond the paper added to the IGR term: the student's max-normalised
     saliency is pulled up to the teacher's on the pixels eq. 4 keeps
@@ -122,6 +125,8 @@ class DistillConfig:
 
         if self.igr_normalizer not in NORMALIZERS:
             raise DigrError(f"igr_normalizer must be one of {', '.join(NORMALIZERS)}, got {self.igr_normalizer!r}")
+        if isinstance(self.igr_topk, bool) or int(self.igr_topk) != self.igr_topk or self.igr_topk < 1:
+            raise DigrError(f"igr_topk must be a positive integer, got {self.igr_topk!r}")
         if self.optimizer not in OPTIMIZERS:
             raise DigrError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
         if self.buffer_size < self.batch_size:
