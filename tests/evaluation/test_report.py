@@ -220,6 +220,40 @@ def test_report_extra_rows_reach_table1_and_timing(tmp_path, capsys):
     assert ms > 0 and fwd > 0 and ratio == pytest.approx(ms / fwd, rel=0.02, abs=0.006)
 
 
+def test_report_extra_students_reach_performance_and_robustness(tmp_path, capsys):
+    d = fake_pipeline(tmp_path / "pipe")
+    torch.manual_seed(9)
+    save_policy(PolicyNet(TINY_RFG), d / "adv" / "policy", task=TASK)
+    (d / "adv" / "metrics.jsonl").write_text(json.dumps({"step": 5, "eval/success_rate": 0.75,
+                                                         "eval/mean_return": 0.7}) + "\n")
+    (d / "pipeline.json").write_text(json.dumps({"extra_students": [
+        {"label": "DIGR + adv", "policy": "adv", "command": "digr distill --adv-eps 16/255"}]}))
+    assert main(["report", str(d), *QUICK, "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    text = (d / "report.md").read_text()
+    assert set(summary["performance"]) == {"teacher", "digr", "distill-only", "DIGR + adv"}
+    assert set(summary["robustness"]) == {"teacher", "digr", "distill-only", "DIGR + adv"}
+    assert len(summary["robustness"]["DIGR + adv"]) == 2  # eps 0 and 8/255, one attack
+    assert "| DIGR + adv | " in text and "adv/policy --task red-fetch-green --attack fgsm" in text
+    assert "# DIGR + adv\ndigr distill --adv-eps 16/255" in text
+    assert (d / "eval" / "robustness-student-digr---adv.json").exists()
+    assert len(summary["table1"]) == 9  # students add no Table 1 row
+
+
+@pytest.mark.parametrize("items,match", [
+    ("nope", "must be a list"),
+    ([{"label": "x"}], "needs string"),
+    ([{"label": "digr", "policy": "teacher"}], "role name"),
+    ([{"label": "x", "policy": "missing"}], "not a digr checkpoint"),
+    ([{"label": "x", "policy": "teacher"}] * 2, "unique"),
+])
+def test_extra_students_errors(tmp_path, items, match):
+    d = fake_pipeline(tmp_path / "pipe", students=False)
+    (d / "pipeline.json").write_text(json.dumps({"extra_students": items}))
+    with pytest.raises(DigrError, match=match):
+        load_pipeline(d)
+
+
 @pytest.mark.parametrize("rows,match", [
     ("nope", "must be a list"),
     ([{"label": "x", "policy": "missing", "method": "vanilla"}], "not a digr checkpoint"),

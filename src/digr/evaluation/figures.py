@@ -32,6 +32,21 @@ POLICY_STYLES = {
     "digr": dict(color=DIGR_COLOR, label="DIGR"),
 }
 """Line colour and legend label of each policy role."""
+EXTRA_POLICY_COLORS = ("#d62728", "#8c564b", "#e377c2", "#17becf", "#bcbd22")
+"""Line colours of further students (a report's ``extra_students``), in order."""
+
+
+def policy_styles(roles) -> dict[str, dict[str, Any]]:
+    """Colour and label per role: :data:`POLICY_STYLES`, then one of :data:`EXTRA_POLICY_COLORS`
+    per other name (the name is its label), so a line and its shaded band share a colour."""
+    out, extra = {}, 0
+    for role in roles:
+        if role in POLICY_STYLES:
+            out[role] = POLICY_STYLES[role]
+        else:
+            out[role] = dict(color=EXTRA_POLICY_COLORS[extra % len(EXTRA_POLICY_COLORS)], label=role)
+            extra += 1
+    return out
 
 
 def _figure(width: float, height: float):
@@ -99,6 +114,7 @@ def robustness_chart(curves: Mapping[str, Sequence[Mapping[str, Any]]], path: st
     success rate (binomial) or of the mean return.
     """
     attacks = list(dict.fromkeys(r["attack"] for rows in curves.values() for r in rows))
+    styles = policy_styles(curves)
     fig = _figure(3.2 * len(attacks), 3.0)
     for i, attack in enumerate(attacks):
         ax = fig.add_subplot(1, len(attacks), i + 1)
@@ -107,7 +123,7 @@ def robustness_chart(curves: Mapping[str, Sequence[Mapping[str, Any]]], path: st
             if not pts:
                 continue
             x, yv, se = (np.array(v, dtype=float) for v in zip(*pts))
-            style = POLICY_STYLES.get(role, dict(color=None, label=role))
+            style = styles[role]
             ax.plot(x, yv, marker="o", ms=3, **style)
             ax.fill_between(x, yv - se, yv + se, color=style["color"], alpha=0.15, linewidth=0)
         ax.set_title(attack.upper())
@@ -135,9 +151,10 @@ def performance_chart(curves: Mapping[str, tuple[Sequence[float], Sequence[float
     """
     fig = _figure(5.5, 3.2)
     ax = fig.add_subplot(1, 1, 1)
+    styles = policy_styles(curves)
     for role, (steps, values) in curves.items():
         if len(steps):
-            style = POLICY_STYLES.get(role, dict(color=None, label=role))
+            style = styles[role]
             ax.plot(steps, values, marker="o", ms=3, lw=2 if role == "digr" else 1,
                     ls="-" if role == "digr" else "--", **style)
     if teacher_value is not None:
@@ -208,4 +225,5 @@ def write_gif(frames: Sequence[np.ndarray], path: str | Path, *, fps: float = 5.
 
 
 __all__ = ["timing_chart", "robustness_chart", "performance_chart", "saliency_panels", "overlay",
-           "write_gif", "state_image", "POLICY_STYLES"]
+           "write_gif", "state_image", "POLICY_STYLES",
+           "policy_styles"]

@@ -51,6 +51,10 @@ DIR/                      one pipeline run (e.g. runs/rfg-pipeline)
                                               "settings": {{}}, "command": "digr train ..."}}]
                                   more policies/methods for Table 1 and the timing chart
                                   (policy relative to DIR or absolute; settings, command optional)
+                              "extra_students": [{{"label": "DIGR + adv", "policy": "digr-adv",
+                                                  "command": "digr distill ..."}}]
+                                  more students for the performance table and curve and the
+                                  robustness curves, next to digr and distill-only (command optional)
                               "commands": {{"teacher": "digr train ...",
                                            "dataset": "digr dataset ...",
                                            "digr": "digr distill ...",
@@ -84,9 +88,14 @@ class Pipeline:
     """``pipeline.json`` contents (``{}`` without one)."""
     extra: tuple["ExtraRow", ...] = ()
     """``pipeline.json``'s ``extra_rows``, resolved."""
+    students: tuple["ExtraStudent", ...] = ()
+    """``pipeline.json``'s ``extra_students``, resolved."""
 
     def policy(self, role: str) -> Path | None:
-        return {"teacher": self.teacher, "digr": self.digr, "distill-only": self.distill_only}[role]
+        """Checkpoint of a role (``ROLES``) or of an extra student (its label)."""
+        known = {"teacher": self.teacher, "digr": self.digr, "distill-only": self.distill_only,
+                 **{s.label: s.policy for s in self.students}}
+        return known[role]
 
     def run_dir(self, role: str) -> Path | None:
         """The training run folder of ``role`` (the checkpoint's parent when it is ``policy/``)."""
@@ -110,6 +119,40 @@ class ExtraRow:
     """Method settings."""
     command: str | None = None
     """The command that made the checkpoint, quoted in the report."""
+
+
+@dataclass(frozen=True)
+class ExtraStudent:
+    """One more student for the performance and robustness sections."""
+
+    label: str
+    """Its name in tables and legends (must differ from the roles)."""
+    policy: Path
+    """Checkpoint folder (its training log is ``metrics.jsonl`` next to ``policy/``)."""
+    command: str | None = None
+    """The command that made the checkpoint, quoted in the report."""
+
+
+def _extra_students(d: Path, info: dict[str, Any]) -> tuple[ExtraStudent, ...]:
+    items = info.get("extra_students", [])
+    if not isinstance(items, list):
+        raise DigrError(f"{PIPELINE_JSON}: extra_students must be a list of objects")
+    out = []
+    for i, r in enumerate(items):
+        if not isinstance(r, dict) or not all(isinstance(r.get(k), str) for k in ("label", "policy")):
+            raise DigrError(f"{PIPELINE_JSON}: extra_students[{i}] needs string 'label' and 'policy'")
+        if r["label"] in ROLES:
+            raise DigrError(f"{PIPELINE_JSON}: extra_students[{i}].label must not be a role name ({r['label']!r})")
+        cand = Path(r["policy"]) if Path(r["policy"]).is_absolute() else d / r["policy"]
+        ckpt = _checkpoint(cand) if cand.exists() else None
+        if ckpt is None:
+            raise DigrError(f"{PIPELINE_JSON}: extra_students[{i}].policy = {r['policy']!r} is not a digr "
+                            f"checkpoint or run folder (looked in {cand})")
+        out.append(ExtraStudent(r["label"], ckpt, r.get("command")))
+    labels = [r.label for r in out]
+    if len(set(labels)) != len(labels):
+        raise DigrError(f"{PIPELINE_JSON}: extra_students labels must be unique")
+    return tuple(out)
 
 
 def _extra_rows(d: Path, info: dict[str, Any]) -> tuple[ExtraRow, ...]:
@@ -175,7 +218,8 @@ def load_pipeline(directory: str | Path) -> Pipeline:
                         f"checkpoint) or a 'teacher' path in {PIPELINE_JSON}")
     task = get_task(info.get("task") or checkpoint_task(paths["teacher"])).name
     return Pipeline(dir=d, task=task, teacher=paths["teacher"], digr=paths["digr"],
-                    distill_only=paths["distill-only"], info=info, extra=_extra_rows(d, info))
+                    distill_only=paths["distill-only"], info=info, extra=_extra_rows(d, info),
+                    students=_extra_students(d, info))
 
 
 # --------------------------------------------------------------------------------------------- cache
@@ -254,13 +298,15 @@ def metrics_path(run_dir: Path | None) -> Path | None:
 
 def performance_kept(teacher: str | Path, digr: str | Path | None = None,
                      distill_only: str | Path | None = None, *, task: str, episodes: int, seed: int = 0,
-                     cache: Callable[..., Any] | None = None) -> dict[str, Any]:
+                     cache: Callable[..., Any] | None = None,
+                     extra: Sequence[tuple[str, str | Path]] = ()) -> dict[str, Any]:
     """Figure 9's data: greedy performance of each policy and the students' training curves.
 
     ``teacher``/``digr``/``distill_only``: checkpoints (a student checkpoint ``RUN/policy`` has its
     log at ``RUN/metrics.jsonl``). Returns ``policies`` (role -> :func:`evaluate_policy` result),
     ``curves`` (role -> ``{"step": [...], "success_rate": [...], "mean_return": [...]}``) and
-    ``metric`` (``success_rate``, or ``mean_return`` for tasks without success).
+    ``metric`` (``success_rate``, or ``mean_return`` for tasks without success). ``extra``: more
+    students as ``(label, checkpoint)`` pairs, after the roles.
     """
     from digr.envs import get_task
     from digr.evaluation.performance import evaluate_policy
@@ -270,7 +316,7 @@ def performance_kept(teacher: str | Path, digr: str | Path | None = None,
     spec = get_task(task)
     out: dict[str, Any] = {"metric": "success_rate" if spec.has_success else "mean_return",
                            "policies": {}, "curves": {}, "episodes": episodes, "seed": seed}
-    for role, path in (("teacher", teacher), ("digr", digr), ("distill-only", distill_only)):
+    for role, path in (("teacher", teacher), ("digr", digr), ("distill-only", distill_only), *extra):
         if path is None:
             continue
         path = resolve(path)
@@ -280,7 +326,8 @@ def performance_kept(teacher: str | Path, digr: str | Path | None = None,
 
         key = {"kind": "performance", "weights": file_digest(path), "task": spec.name, "episodes": episodes,
                "seed": seed}
-        out["policies"][role] = compute() if cache is None else cache(f"performance-{role}", key, compute)
+        out["policies"][role] = compute() if cache is None else cache(f"performance-{_cache_slug(role)}", key,
+                                                                        compute)
         if role != "teacher":
             rows = read_metrics(metrics_path(path.parent if path.name == "policy" else path))
             steps, sr = training_curve(rows, "success_rate")
@@ -288,6 +335,16 @@ def performance_kept(teacher: str | Path, digr: str | Path | None = None,
             out["curves"][role] = {"step": steps, "success_rate": sr, "step_return": steps_r,
                                    "mean_return": ret}
     return out
+
+
+def _cache_slug(role: str) -> str:
+    """Cache-file part for a role: the role itself (the names used since the first reports), or the
+    slug of an extra student's label."""
+    if role in ROLES:
+        return role
+    from digr.evaluation.table1 import _slug
+
+    return "student-" + _slug(role)
 
 
 # ------------------------------------------------------------------------------------------- config
@@ -444,6 +501,7 @@ class _Report:
         self.cache = JsonCache(pipe.dir / EVAL_DIR, log=log)
         self.figdir = pipe.dir / FIGURES_DIR
         self.roles = {r: pipe.policy(r) for r in ROLES if pipe.policy(r) is not None}
+        self.roles.update({s.label: s.policy for s in pipe.students})
         self.digests = {r: file_digest(p) for r, p in self.roles.items()}
         self.paths = {r: display_path(p) for r, p in self.roles.items()}
         self.metric = "success_rate" if self.spec.has_success else "mean_return"
@@ -493,7 +551,7 @@ def _header(rep: _Report) -> None:
         rep.md += ["", f"Not in this pipeline folder: {', '.join(missing)} (their rows and curves are left "
                    "out)."]
     commands = pipe.info.get("commands")
-    extra_cmds = {r.label: r.command for r in pipe.extra if r.command}
+    extra_cmds = {r.label: r.command for r in (*pipe.extra, *pipe.students) if r.command}
     if isinstance(commands, dict) and commands or extra_cmds:
         commands = {**(commands if isinstance(commands, dict) else {}), **extra_cmds}
         rep.md += ["", "The checkpoints were made by:", "",
@@ -621,7 +679,8 @@ def _performance(rep: _Report) -> None:
     cfg, pipe, metric = rep.cfg, rep.pipe, rep.metric
     rep.md += ["## Task performance kept (paper Figure 9)", ""]
     perf = performance_kept(pipe.teacher, pipe.digr, pipe.distill_only, task=rep.spec.name,
-                            episodes=cfg.episodes, seed=cfg.seed, cache=rep.cache)
+                            episodes=cfg.episodes, seed=cfg.seed, cache=rep.cache,
+                            extra=[(st.label, st.policy) for st in pipe.students])
     cmds = [rep.command("evaluate", "performance", "--policy", rep.paths[r], "--task", rep.spec.name,
                         "--episodes", str(cfg.episodes), "--seed", str(cfg.seed), "--json")
             for r in perf["policies"]]
@@ -665,7 +724,7 @@ def _robustness(rep: _Report) -> None:
     for r in rep.roles:
         key = {"kind": "robustness", "weights": rep.digests[r], "task": spec.name, "attacks": attacks,
                "eps": eps_list, "episodes": cfg.robustness_episodes, "seed": cfg.seed}
-        sweeps[r] = rep.cache(f"robustness-{r}", key, lambda r=r: rob.robustness_sweep(
+        sweeps[r] = rep.cache(f"robustness-{_cache_slug(r)}", key, lambda r=r: rob.robustness_sweep(
             rep.net(r), spec.name, attacks=attacks, eps_values=eps_list, episodes=cfg.robustness_episodes,
             seed=cfg.seed, workers=cfg.workers))
     figures.robustness_chart(sweeps, rep.figdir / "robustness.png", metric=metric)
