@@ -43,3 +43,8 @@ def test_topk_normalizer_options():
     cfg = config_from_args(_args("--igr-normalizer", "topk", "--igr-topk", "32"))
     assert (cfg.igr_normalizer, cfg.igr_topk) == ("topk", 32)
     assert config_from_args(_args()).igr_topk == 64
+
+
+def test_student_input_pool_option():
+    assert config_from_args(_args()).student_input_pool == 1
+    assert config_from_args(_args("--student-input-pool", "4")).student_input_pool == 4

@@ -231,3 +231,15 @@ def test_fls_student_is_the_teachers_network_with_fls(tmp_path, teacher_ckpt, ti
                                                                     student_fls="sparse-sum"))["steps"] == 3
     with pytest.raises(DigrError, match="student_fls"):
         tiny(student_fls="nope")
+
+
+def test_pooled_student_is_the_teachers_network_on_pooled_input(tmp_path, teacher_ckpt, tiny_dataset):
+    from digr.models.cnn import pooled_student_config
+
+    out = tmp_path / "run"
+    assert train_student(teacher_ckpt, tiny_dataset, TASK, out, tiny(steps=2, eval_episodes=0,
+                                                                    student_input_pool=2))["steps"] == 2
+    student, teacher = load_policy(out, task=TASK), load_policy(teacher_ckpt, task=TASK)
+    assert student.config == pooled_student_config(teacher.config, 2)
+    with pytest.raises(DigrError, match="student_input_pool"):
+        tiny(student_input_pool=0)

@@ -55,6 +55,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--student-fls", choices=["sparse", "sparse-sum", "dense"], default=None,
                    help="FLS + DIGR: the student is the teacher's network with this Free-Lunch Saliency "
                         "variant (default: the teacher's architecture)")
+    p.add_argument("--student-input-pool", type=pos_int, default=None, metavar="K",
+                   help="student architecture beyond the paper: the teacher's network seeing the frame "
+                        "averaged over KxK blocks (first conv's kernel and stride divided by K; default 1: "
+                        "the teacher's architecture)")
     p.add_argument("--no-pcgrad", action="store_true", help="sum the two gradients instead of PCGrad")
     p.add_argument("--batch-size", type=pos_int, default=None, help="states per batch (default 64)")
     p.add_argument("--learning-rate", type=float, default=None, help="learning rate (Table 3)")
@@ -83,7 +87,8 @@ def config_from_args(args: argparse.Namespace):
         use_igr=False if args.no_igr else None,
         igr_normalizer=args.igr_normalizer, igr_topk=args.igr_topk, match_weight=args.match_weight, match_threshold=args.match_threshold,
         margin_l1_weight=args.margin_l1_weight, adv_eps=args.adv_eps, adv_weight=args.adv_weight,
-        adv_steps=args.adv_steps, student_fls=args.student_fls, pcgrad=False if args.no_pcgrad else None,
+        adv_steps=args.adv_steps, student_fls=args.student_fls,
+        student_input_pool=args.student_input_pool, pcgrad=False if args.no_pcgrad else None,
         batch_size=args.batch_size, learning_rate=args.learning_rate, n_envs=args.n_envs,
         eval_every=args.eval_every, eval_episodes=args.eval_episodes,
         checkpoint_every=args.checkpoint_every, log_every=args.log_every, torch_threads=args.threads)

@@ -72,6 +72,11 @@ class DistillConfig:
     """Student architecture: ``None`` (the teacher's, as the paper) or an FLS variant
     (``sparse``, ``sparse-sum``, ``dense``; :func:`digr.models.fls.fls_config` of the teacher's
     network) for "FLS + DIGR": DIGR distillation into a student with a Free-Lunch Saliency module."""
+    student_input_pool: int = 1
+    """Student architecture: average the input over ``k x k`` blocks before the first conv, whose
+    kernel and stride shrink by ``k`` (:func:`digr.models.cnn.pooled_student_config`); 1 (default)
+    is the teacher's architecture. A student design beyond the paper: its gradient map is constant
+    on each block, so it cannot put its saliency on one pixel of an object."""
     pcgrad: bool = True
     """Combine the two objectives' gradients with PCGrad (Yu et al. 2020) instead of summing."""
     max_grad_norm: float | None = None
@@ -103,6 +108,9 @@ class DistillConfig:
 
             if self.student_fls not in VARIANTS:
                 raise DigrError(f"student_fls must be one of {', '.join(VARIANTS)}, got {self.student_fls!r}")
+        if isinstance(self.student_input_pool, bool) or int(self.student_input_pool) != self.student_input_pool \
+                or self.student_input_pool < 1:
+            raise DigrError(f"student_input_pool must be a positive integer, got {self.student_input_pool!r}")
         if self.match_threshold is not None and not self.threshold <= self.match_threshold <= 1.0:
             raise DigrError(f"match_threshold must be in [threshold, 1], got {self.match_threshold}")
         if self.margin_l1_weight < 0:

@@ -277,6 +277,10 @@ def train_student(
         from digr.models.fls import fls_config
 
         student_config = fls_config(teacher_net.config, cfg.student_fls)
+    if cfg.student_input_pool != 1:
+        from digr.models.cnn import pooled_student_config
+
+        student_config = pooled_student_config(student_config, cfg.student_input_pool)
     info = {
         "digr_version": __version__, "task": spec.name, "teacher": str(teacher_path),
         "teacher_sha256": file_digest(teacher_path),

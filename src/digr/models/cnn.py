@@ -45,6 +45,10 @@ class PolicyConfig:
     attention_kernel: int = ATTENTION_KERNEL
     """Kernel size of both FLS convolutions, odd, "same" padding (FLS paper: 3). Unused without
     attention."""
+    input_pool: int = 1
+    """Average the input over ``input_pool x input_pool`` blocks before the first conv (1: no
+    pooling). The network then sees the frame at ``1/input_pool`` resolution, and its input
+    gradient is constant on each block (see :func:`pooled_student_config`)."""
 
     def validate(self) -> "PolicyConfig":
         """Return ``self``, or raise :class:`DigrError` for an unknown pool or attention setting."""
@@ -57,6 +61,9 @@ class PolicyConfig:
                             f"got {self.attention!r}")
         if self.attention_channels < 1:
             raise DigrError(f"attention_channels must be >= 1, got {self.attention_channels}")
+        if self.input_pool < 1 or self.obs_shape[1] % self.input_pool or self.obs_shape[2] % self.input_pool:
+            raise DigrError(f"input_pool must be >= 1 and divide the input's height and width "
+                            f"{self.obs_shape[1:]}, got {self.input_pool}")
         if self.attention_kernel < 1 or self.attention_kernel % 2 == 0:
             raise DigrError(f"attention_kernel must be odd and >= 1 (same padding), "
                             f"got {self.attention_kernel}")
@@ -70,6 +77,8 @@ class PolicyConfig:
         if all(d[k] == v for k, v in _ATTENTION_DEFAULTS.items()):
             for k in _ATTENTION_DEFAULTS:
                 del d[k]
+        if d["input_pool"] == 1:  # likewise for networks without input pooling
+            del d["input_pool"]
         return d
 
     @classmethod
@@ -85,6 +94,7 @@ class PolicyConfig:
             attention=None if attention is None else str(attention),
             attention_channels=int(d.get("attention_channels", ATTENTION_CHANNELS)),
             attention_kernel=int(d.get("attention_kernel", ATTENTION_KERNEL)),
+            input_pool=int(d.get("input_pool", 1)),
         )
 
     @classmethod
@@ -92,6 +102,35 @@ class PolicyConfig:
         """The default architecture of a :class:`digr.envs.TaskSpec`."""
         return cls(obs_shape=spec.obs_shape, n_actions=spec.n_actions, convs=spec.convs,
                    hidden=spec.hidden, pool=spec.pool)
+
+
+def pooled_student_config(base: PolicyConfig, input_pool: int) -> PolicyConfig:
+    """``base`` seeing its input averaged over ``input_pool x input_pool`` blocks, with the first
+    conv's kernel, stride and padding divided by ``input_pool`` so that every later layer has the
+    shape it has in ``base`` (Red-Fetch-Green, pool 4: the 8x8 stride-8 tile layer becomes 2x2
+    stride 2 on the 16x16 pooled frame, still one cell per tile).
+
+    Why a student may want it: the input gradient of the pooled network is the same on every pixel
+    of a block, so its vanilla-gradient map cannot single out one pixel of an object (the maps of
+    a stride-8 tile layer can: each pixel of a tile has its own weight). :class:`DigrError` if the
+    first conv's kernel, stride or padding is not a multiple of ``input_pool``.
+    """
+    from dataclasses import replace
+
+    from digr.errors import DigrError
+
+    if isinstance(input_pool, bool) or int(input_pool) != input_pool or input_pool < 1:
+        raise DigrError(f"input_pool must be a positive integer, got {input_pool!r}")
+    if base.input_pool != 1:
+        raise DigrError("the base network already pools its input")
+    if input_pool == 1:
+        return base
+    c, k, st, p = base.convs[0]
+    if k % input_pool or st % input_pool or p % input_pool:
+        raise DigrError(f"input_pool {input_pool} must divide the first conv's kernel {k}, stride {st} "
+                        f"and padding {p}")
+    first = (c, k // input_pool, st // input_pool, p // input_pool)
+    return replace(base, convs=(first, *base.convs[1:]), input_pool=int(input_pool)).validate()
 
 
 class CNNTrunk(nn.Module):
@@ -107,7 +146,9 @@ class CNNTrunk(nn.Module):
         super().__init__()
         config.validate()
         self.config = config
-        layers: list[nn.Module] = []
+        # The pool sits inside ``convs`` so that features(), Grad-CAM and the flatten-size probe
+        # all see the network as it runs; without it the state-dict keys are unchanged.
+        layers: list[nn.Module] = [nn.AvgPool2d(config.input_pool)] if config.input_pool > 1 else []
         c_in = config.obs_shape[0]
         for c_out, k, s, p in config.convs:
             layers += [nn.Conv2d(c_in, c_out, k, stride=s, padding=p), nn.ReLU()]
