@@ -238,6 +238,10 @@ def test_report_extra_students_reach_performance_and_robustness(tmp_path, capsys
     assert "# DIGR + adv\ndigr distill --adv-eps 16/255" in text
     assert (d / "eval" / "robustness-student-digr---adv.json").exists()
     assert len(summary["table1"]) == 9  # students add no Table 1 row
+    # removing the extra student again leaves every cached result of the roles valid
+    (d / "pipeline.json").write_text("{}")
+    assert main(["report", str(d), *QUICK, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["computed"] == []
 
 
 @pytest.mark.parametrize("items,match", [
