@@ -133,48 +133,46 @@ class ExtraStudent:
     """The command that made the checkpoint, quoted in the report."""
 
 
-def _extra_students(d: Path, info: dict[str, Any]) -> tuple[ExtraStudent, ...]:
-    items = info.get("extra_students", [])
+def _listed_checkpoints(d: Path, info: dict[str, Any], key: str, required: tuple[str, ...]
+                        ) -> list[tuple[dict[str, Any], Path]]:
+    """``pipeline.json``'s list ``key`` as ``(entry, checkpoint)`` pairs, each entry an object with
+    the string fields ``required`` (``label`` and ``policy`` among them), labels unique."""
+    items = info.get(key, [])
     if not isinstance(items, list):
-        raise DigrError(f"{PIPELINE_JSON}: extra_students must be a list of objects")
+        raise DigrError(f"{PIPELINE_JSON}: {key} must be a list of objects")
     out = []
     for i, r in enumerate(items):
-        if not isinstance(r, dict) or not all(isinstance(r.get(k), str) for k in ("label", "policy")):
-            raise DigrError(f"{PIPELINE_JSON}: extra_students[{i}] needs string 'label' and 'policy'")
-        if r["label"] in ROLES:
-            raise DigrError(f"{PIPELINE_JSON}: extra_students[{i}].label must not be a role name ({r['label']!r})")
+        if not isinstance(r, dict) or not all(isinstance(r.get(k), str) for k in required):
+            names = ", ".join(f"'{k}'" for k in required[:-1]) + f" and '{required[-1]}'"
+            raise DigrError(f"{PIPELINE_JSON}: {key}[{i}] needs string {names}")
         cand = Path(r["policy"]) if Path(r["policy"]).is_absolute() else d / r["policy"]
         ckpt = _checkpoint(cand) if cand.exists() else None
         if ckpt is None:
-            raise DigrError(f"{PIPELINE_JSON}: extra_students[{i}].policy = {r['policy']!r} is not a digr "
+            raise DigrError(f"{PIPELINE_JSON}: {key}[{i}].policy = {r['policy']!r} is not a digr "
                             f"checkpoint or run folder (looked in {cand})")
-        out.append(ExtraStudent(r["label"], ckpt, r.get("command")))
-    labels = [r.label for r in out]
+        out.append((r, ckpt))
+    labels = [r["label"] for r, _ in out]
     if len(set(labels)) != len(labels):
-        raise DigrError(f"{PIPELINE_JSON}: extra_students labels must be unique")
+        raise DigrError(f"{PIPELINE_JSON}: {key} labels must be unique")
+    return out
+
+
+def _extra_students(d: Path, info: dict[str, Any]) -> tuple[ExtraStudent, ...]:
+    out = []
+    for i, (r, ckpt) in enumerate(_listed_checkpoints(d, info, "extra_students", ("label", "policy"))):
+        if r["label"] in ROLES:
+            raise DigrError(f"{PIPELINE_JSON}: extra_students[{i}].label must not be a role name ({r['label']!r})")
+        out.append(ExtraStudent(r["label"], ckpt, r.get("command")))
     return tuple(out)
 
 
 def _extra_rows(d: Path, info: dict[str, Any]) -> tuple[ExtraRow, ...]:
-    rows = info.get("extra_rows", [])
-    if not isinstance(rows, list):
-        raise DigrError(f"{PIPELINE_JSON}: extra_rows must be a list of objects")
     out = []
-    for i, r in enumerate(rows):
-        if not isinstance(r, dict) or not all(isinstance(r.get(k), str) for k in ("label", "policy", "method")):
-            raise DigrError(f"{PIPELINE_JSON}: extra_rows[{i}] needs string 'label', 'policy' and 'method'")
+    for i, (r, ckpt) in enumerate(_listed_checkpoints(d, info, "extra_rows", ("label", "policy", "method"))):
         settings = r.get("settings", {})
         if not isinstance(settings, dict):
             raise DigrError(f"{PIPELINE_JSON}: extra_rows[{i}].settings must be an object")
-        cand = Path(r["policy"]) if Path(r["policy"]).is_absolute() else d / r["policy"]
-        ckpt = _checkpoint(cand) if cand.exists() else None
-        if ckpt is None:
-            raise DigrError(f"{PIPELINE_JSON}: extra_rows[{i}].policy = {r['policy']!r} is not a digr "
-                            f"checkpoint or run folder (looked in {cand})")
         out.append(ExtraRow(r["label"], ckpt, r["method"], dict(settings), r.get("command")))
-    labels = [r.label for r in out]
-    if len(set(labels)) != len(labels):
-        raise DigrError(f"{PIPELINE_JSON}: extra_rows labels must be unique")
     return tuple(out)
 
 
