@@ -85,7 +85,8 @@ def config_from_args(args: argparse.Namespace):
     return DistillConfig.for_task(
         get_task(args.task), alpha=args.alpha, threshold=args.threshold, steps=args.steps, seed=args.seed,
         use_igr=False if args.no_igr else None,
-        igr_normalizer=args.igr_normalizer, igr_topk=args.igr_topk, match_weight=args.match_weight, match_threshold=args.match_threshold,
+        igr_normalizer=args.igr_normalizer, igr_topk=args.igr_topk, match_weight=args.match_weight,
+        match_threshold=args.match_threshold,
         margin_l1_weight=args.margin_l1_weight, adv_eps=args.adv_eps, adv_weight=args.adv_weight,
         adv_steps=args.adv_steps, student_fls=args.student_fls,
         student_input_pool=args.student_input_pool, pcgrad=False if args.no_pcgrad else None,

@@ -108,9 +108,10 @@ class DistillConfig:
 
             if self.student_fls not in VARIANTS:
                 raise DigrError(f"student_fls must be one of {', '.join(VARIANTS)}, got {self.student_fls!r}")
-        if isinstance(self.student_input_pool, bool) or int(self.student_input_pool) != self.student_input_pool \
-                or self.student_input_pool < 1:
-            raise DigrError(f"student_input_pool must be a positive integer, got {self.student_input_pool!r}")
+        for name in ("student_input_pool", "igr_topk"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or int(value) != value or value < 1:
+                raise DigrError(f"{name} must be a positive integer, got {value!r}")
         if self.match_threshold is not None and not self.threshold <= self.match_threshold <= 1.0:
             raise DigrError(f"match_threshold must be in [threshold, 1], got {self.match_threshold}")
         if self.margin_l1_weight < 0:
@@ -133,8 +134,6 @@ class DistillConfig:
 
         if self.igr_normalizer not in NORMALIZERS:
             raise DigrError(f"igr_normalizer must be one of {', '.join(NORMALIZERS)}, got {self.igr_normalizer!r}")
-        if isinstance(self.igr_topk, bool) or int(self.igr_topk) != self.igr_topk or self.igr_topk < 1:
-            raise DigrError(f"igr_topk must be a positive integer, got {self.igr_topk!r}")
         if self.optimizer not in OPTIMIZERS:
             raise DigrError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
         if self.buffer_size < self.batch_size:

@@ -90,7 +90,7 @@ class Distiller:
         ``obs: (B, C, H, W) float32 in [0, 1]`` distillation states with ``teacher_probs: (B, A)``;
         ``igr_obs: (B', C, H, W)`` and ``igr_maps: (B', H, W)`` the IGR batch from dataset D
         (ignored when ``config.use_igr`` is False). ``generator`` draws the adversarial states'
-        random starts (``config.adv_eps > 0``; default: a generator seeded with 0).
+        random starts (``config.adv_eps > 0``; default: the attack's own, seeded with 0).
         """
         cfg = self.config
         self.student.train()
@@ -107,8 +107,9 @@ class Distiller:
             if igr_obs is None or igr_maps is None:
                 raise DigrError("a DIGR update needs an IGR batch (igr_obs, igr_maps)")
             igr, igr_metrics = igr_loss(self.student, igr_obs, igr_maps, threshold=cfg.threshold,
-                                         normalizer=cfg.igr_normalizer, topk=cfg.igr_topk, match_weight=cfg.match_weight,
-                                         match_threshold=cfg.match_threshold, margin_l1_weight=cfg.margin_l1_weight)
+                                         normalizer=cfg.igr_normalizer, topk=cfg.igr_topk,
+                                         match_weight=cfg.match_weight, match_threshold=cfg.match_threshold,
+                                         margin_l1_weight=cfg.margin_l1_weight)
             g_igr = flat_grad(igr, self.params)  # double backprop through the input gradient
             if cfg.pcgrad:
                 g, conflict = pcgrad(g_igr, g_kl)
@@ -139,11 +140,8 @@ class Distiller:
         from digr.attacks.mad import MAD
 
         cfg = self.config
-        attack = MAD(self.student, eps=cfg.adv_eps, steps=cfg.adv_steps,
-                     generator=generator if generator is not None else torch.Generator().manual_seed(0))
-        obs_adv = attack.perturb(obs)
-        logits_adv = self.student(obs_adv)
-        kl_adv, m = distillation_loss(logits_adv, teacher_probs)
+        obs_adv = MAD(self.student, eps=cfg.adv_eps, steps=cfg.adv_steps, generator=generator).perturb(obs)
+        kl_adv, m = distillation_loss(self.student(obs_adv), teacher_probs)
         return kl_adv, {"distill/kl_adv": m.kl, "distill/agreement_adv": m.agreement}
 
 

@@ -225,5 +225,4 @@ def write_gif(frames: Sequence[np.ndarray], path: str | Path, *, fps: float = 5.
 
 
 __all__ = ["timing_chart", "robustness_chart", "performance_chart", "saliency_panels", "overlay",
-           "write_gif", "state_image", "POLICY_STYLES",
-           "policy_styles"]
+           "write_gif", "state_image", "POLICY_STYLES", "policy_styles"]

@@ -596,7 +596,8 @@ def _timing(rep: _Report) -> None:
     if cfg.device != "cpu":
         cmd += ["--device", cfg.device]
     # The roles' weights only: an extra student is not timed here and must not void the cache.
-    key = {"kind": "timing", "weights": {r: d for r, d in rep.digests.items() if r in ROLES}, "repeats": cfg.repeats,
+    key = {"kind": "timing", "weights": {r: d for r, d in rep.digests.items() if r in ROLES},
+           "repeats": cfg.repeats,
            "max_seconds": cfg.timing_max_seconds, "device": cfg.device, "threads": torch.get_num_threads(),
            "seed": cfg.seed, "host": platform.node()}
 
