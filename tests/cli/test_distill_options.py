@@ -48,3 +48,16 @@ def test_topk_normalizer_options():
 def test_student_input_pool_option():
     assert config_from_args(_args()).student_input_pool == 1
     assert config_from_args(_args("--student-input-pool", "4")).student_input_pool == 4
+
+
+def test_init_option_reaches_the_trainer(monkeypatch):
+    """--init teacher names the --teacher checkpoint; any other value is passed on as a path."""
+    import digr.distill.trainer as trainer
+    from digr.cli import distill
+
+    seen = []
+    monkeypatch.setattr(trainer, "train_student", lambda *a, init=None, **kw: seen.append(init) or {})
+    for value, want in (("teacher", "t"), ("some/ckpt", "some/ckpt"), (None, None)):
+        args = _args(*(["--init", value] if value else []), "--json")
+        assert distill.run(args) == 0
+        assert seen[-1] == want

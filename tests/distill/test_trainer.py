@@ -243,3 +243,42 @@ def test_pooled_student_is_the_teachers_network_on_pooled_input(tmp_path, teache
     assert student.config == pooled_student_config(teacher.config, 2)
     with pytest.raises(DigrError, match="student_input_pool"):
         tiny(student_input_pool=0)
+
+
+def test_init_warm_starts_from_a_checkpoint(tmp_path, teacher_ckpt, other_teacher_ckpt, tiny_dataset):
+    """--init: the student starts as the named checkpoint (its own architecture), or as the folded
+    teacher for a pooled student; a wrong architecture or another init on resume is refused."""
+    from digr.models.cnn import pooled_state_dict
+
+    teacher = load_policy(teacher_ckpt, task=TASK)
+    # steps=0 saves the starting weights untouched.
+    out = tmp_path / "same"
+    train_student(teacher_ckpt, tiny_dataset, TASK, out, tiny(steps=0, eval_episodes=0), init=teacher_ckpt)
+    got = load_policy(out, task=TASK).state_dict()
+    assert all(torch.equal(got[k], v) for k, v in teacher.state_dict().items())
+    assert json.loads((out / "config.json").read_text())["init_sha256"]
+
+    out = tmp_path / "pooled"
+    train_student(teacher_ckpt, tiny_dataset, TASK, out, tiny(steps=0, eval_episodes=0, student_input_pool=2),
+                  init=teacher_ckpt)
+    got = load_policy(out, task=TASK).state_dict()
+    assert all(torch.equal(got[k], v) for k, v in pooled_state_dict(teacher, 2).items())
+
+    # Two updates from the warm start; a rerun naming another checkpoint is refused.
+    out = tmp_path / "run"
+    train_student(teacher_ckpt, tiny_dataset, TASK, out, tiny(steps=2, eval_episodes=0), init=teacher_ckpt)
+    with pytest.raises(DigrError, match="init_sha256"):
+        train_student(teacher_ckpt, tiny_dataset, TASK, out, tiny(steps=4, eval_episodes=0),
+                      init=other_teacher_ckpt)
+    with pytest.raises(DigrError, match="init_sha256"):
+        train_student(teacher_ckpt, tiny_dataset, TASK, out, tiny(steps=4, eval_episodes=0))
+    assert train_student(teacher_ckpt, tiny_dataset, TASK, out, tiny(steps=4, eval_episodes=0),
+                         init=teacher_ckpt)["steps"] == 4
+    # A pooled checkpoint cannot start an unpooled student.
+    with pytest.raises(DigrError, match="architecture does not match"):
+        train_student(teacher_ckpt, tiny_dataset, TASK, tmp_path / "bad", tiny(steps=0, eval_episodes=0),
+                      init=tmp_path / "pooled")
+    # Runs without --init keep config.json as before (no init keys).
+    out = tmp_path / "plain"
+    train_student(teacher_ckpt, tiny_dataset, TASK, out, tiny(steps=0, eval_episodes=0))
+    assert "init" not in json.loads((out / "config.json").read_text())

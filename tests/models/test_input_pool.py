@@ -74,3 +74,20 @@ def test_bad_pools_are_refused(pool, match):
 def test_input_pool_must_divide_the_frame():
     with pytest.raises(DigrError, match="input_pool"):
         PolicyConfig(obs_shape=(3, 64, 64), n_actions=4, convs=((8, 2, 2, 0),), hidden=8, input_pool=3).validate()
+
+
+@pytest.mark.parametrize("k", [2, 4])
+def test_pooled_state_dict_is_the_base_net_on_block_means(k):
+    from digr.models.cnn import pooled_state_dict
+
+    torch.manual_seed(4)
+    base = PolicyNet(RFG)
+    pooled = PolicyNet(pooled_student_config(RFG, k))
+    pooled.load_state_dict(pooled_state_dict(base, k), strict=True)
+    x = torch.rand(3, 3, 64, 64)
+    blocky = torch.nn.functional.avg_pool2d(x, k).repeat_interleave(k, 2).repeat_interleave(k, 3)
+    torch.testing.assert_close(pooled(x), base(blocky), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(pooled.value(x), base.value(blocky), atol=1e-5, rtol=1e-5)
+    # The fold copies: training the pooled net leaves the base untouched.
+    sd = pooled_state_dict(base, 1)
+    assert set(sd) == set(base.state_dict()) and sd["pi.weight"].data_ptr() != base.pi.weight.data_ptr()

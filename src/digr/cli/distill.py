@@ -59,6 +59,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="student architecture beyond the paper: the teacher's network seeing the frame "
                         "averaged over KxK blocks (first conv's kernel and stride divided by K; default 1: "
                         "the teacher's architecture)")
+    p.add_argument("--init", default=None, metavar="CKPT",
+                   help="warm start beyond the paper: the student starts from this policy checkpoint's weights "
+                        "('teacher': the --teacher checkpoint); it must have the student's architecture or be "
+                        "the unpooled network of a --student-input-pool student (first-layer weights folded "
+                        "so that the student starts as that network on the block-averaged frame)")
     p.add_argument("--no-pcgrad", action="store_true", help="sum the two gradients instead of PCGrad")
     p.add_argument("--batch-size", type=pos_int, default=None, help="states per batch (default 64)")
     p.add_argument("--learning-rate", type=float, default=None, help="learning rate (Table 3)")
@@ -101,7 +106,8 @@ def run(args: argparse.Namespace) -> int:
 
     spec = get_task(args.task)
     cfg = config_from_args(args)
-    stats = train_student(args.teacher, args.dataset, spec.name, args.out, cfg,
+    init = args.teacher if args.init == "teacher" else args.init
+    stats = train_student(args.teacher, args.dataset, spec.name, args.out, cfg, init=init,
                           show_progress=not args.no_progress and not args.json)
     emit({"task": spec.name, "out": str(args.out), **stats}, as_json=args.json)
     return 0

@@ -160,13 +160,31 @@ def _check_run_config(out: Path, info: dict[str, Any]) -> None:
         have = json.loads(path.read_text())
     except json.JSONDecodeError:
         return  # rewritten below; weights/resume state are checked on load
-    diffs = [k for k in ("task", "teacher_sha256", "dataset_sha256", "policy") if have.get(k) != info[k]]
+    diffs = [k for k in ("task", "teacher_sha256", "dataset_sha256", "policy", "init_sha256")
+             if have.get(k) != info.get(k)]
     old = have.get("distill", {})
     diffs += [f"distill.{k}" for k, v in info["distill"].items()
               if k not in RESUMABLE_FIELDS and k in old and old[k] != v]
     if diffs:
         raise DigrError(f"{out} holds a student run with other settings ({', '.join(diffs)}); "
                         "use a new --out folder")
+
+
+def _init_weights(source: PolicyNet, student_config: PolicyConfig, path: Path) -> dict[str, torch.Tensor]:
+    """The student's starting weights taken from ``source`` (see ``train_student``'s ``init``)."""
+    if source.config == student_config:
+        return {k: v.detach().clone() for k, v in source.state_dict().items()}
+    if student_config.input_pool > 1 and source.config.input_pool == 1:
+        from digr.models.cnn import pooled_student_config, pooled_state_dict
+
+        try:
+            folded = pooled_student_config(source.config, student_config.input_pool) == student_config
+        except DigrError:
+            folded = False
+        if folded:
+            return pooled_state_dict(source, student_config.input_pool)
+    raise DigrError(f"--init {path}: its architecture does not match the student's (it must be the "
+                    "student's own, or the unpooled network of a --student-input-pool student)")
 
 
 def _write_resume(out: Path, student: PolicyNet, optimizer: torch.optim.Optimizer,
@@ -247,13 +265,18 @@ def train_student(
     out: str | Path,
     config: DistillConfig | None = None,
     *,
+    init: str | Path | None = None,
     show_progress: bool = False,
 ) -> dict[str, Any]:
     """Train (or continue training) a DIGR student of ``teacher`` into the run folder ``out``.
 
     ``dataset`` is the folder made by :func:`digr.distill.dataset.build_dataset` for this teacher
     and task (may be None with ``config.use_igr=False``, the distillation-only baseline).
-    ``config`` defaults to the task's Table 3 settings. Returns the final statistics: ``steps``,
+    ``config`` defaults to the task's Table 3 settings. ``init`` (a policy checkpoint) warm-starts
+    the student from its weights instead of a fresh initialisation: the checkpoint must have the
+    student's architecture, or be its unpooled base when the student pools its input (weights then
+    folded by :func:`digr.models.cnn.pooled_state_dict`). A resumed run ignores ``init``'s weights
+    but must name the same checkpoint. Returns the final statistics: ``steps``,
     ``wall_s``, the last log window's ``distill/kl``, ``distill/igr``, ``pcgrad/conflict_frac``,
     the last ``eval/success_rate`` and ``eval/mean_return``, and ``policy`` (the checkpoint path).
     """
@@ -286,6 +309,12 @@ def train_student(
         "dataset_sha256": _dataset_digest(data) if data is not None else None,
         "policy": student_config.to_dict(), "distill": cfg.to_dict(),
     }
+    init_state = None
+    if init is not None:
+        init_path = resolve(init)
+        init_state = _init_weights(load_policy(init_path, task=spec.name), student_config, init_path)
+        # Only runs with a warm start carry these keys, so older run folders still resume.
+        info.update({"init": str(init_path), "init_sha256": file_digest(init_path)})
     info = json.loads(json.dumps(info))  # tuples -> lists, as they come back from config.json
     out.mkdir(parents=True, exist_ok=True)
     _check_run_config(out, info)
@@ -294,6 +323,8 @@ def train_student(
         torch.set_num_threads(cfg.torch_threads)
 
     student = init_student(student_config, seed=cfg.seed)
+    if init_state is not None:
+        student.load_state_dict(init_state, strict=True)
     distiller = Distiller(student, config=cfg)
     state = _load_resume(out, student, distiller.optimizer) or {"step": 0, "wall_s": 0.0, "last": {}}
     step = int(state["step"])
@@ -304,7 +335,8 @@ def train_student(
         _write_resume(out, student, distiller.optimizer, st)
         save_policy(student, out / "policy", task=spec.name, meta={
             "trainer": kind, "steps": step, "seed": cfg.seed, "teacher_sha256": info["teacher_sha256"],
-            "dataset_sha256": info["dataset_sha256"], "distill": info["distill"], "stats": last})
+            "dataset_sha256": info["dataset_sha256"], "distill": info["distill"], "stats": last,
+            **({"init_sha256": info["init_sha256"]} if "init_sha256" in info else {})})
 
     if step >= cfg.steps:
         if not (out / "policy").exists():

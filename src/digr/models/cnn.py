@@ -133,6 +133,33 @@ def pooled_student_config(base: PolicyConfig, input_pool: int) -> PolicyConfig:
     return replace(base, convs=(first, *base.convs[1:]), input_pool=int(input_pool)).validate()
 
 
+def pooled_state_dict(base: "PolicyNet", input_pool: int) -> dict[str, torch.Tensor]:
+    """The weights of ``base`` for its pooled architecture ``pooled_student_config(base.config,
+    input_pool)``, chosen so that the pooled net on frame ``x`` computes ``base`` on the block-mean
+    image of ``x`` (every pixel replaced by the mean of its ``input_pool x input_pool`` block).
+
+    The first conv's kernel is summed over each block of kernel pixels (a kernel pixel pair that
+    sees one block-constant value contributes the sum of its weights); every other tensor is copied,
+    with the conv keys shifted by one for the pool layer. Used to warm-start a pooled student from
+    the teacher (``digr distill --init``).
+    """
+    cfg = pooled_student_config(base.config, input_pool)
+    if cfg is base.config:
+        return {k: v.detach().clone() for k, v in base.state_dict().items()}
+    k = input_pool
+    out: dict[str, torch.Tensor] = {}
+    for name, value in base.state_dict().items():
+        value = value.detach().clone()
+        if name.startswith("trunk.convs."):
+            _, _, idx, rest = name.split(".", 3)
+            if idx == "0" and rest == "weight":  # (C_out, C_in, kh, kw) -> block sums
+                c_out, c_in, kh, kw = value.shape
+                value = value.reshape(c_out, c_in, kh // k, k, kw // k, k).sum((3, 5))
+            name = f"trunk.convs.{int(idx) + 1}.{rest}"
+        out[name] = value
+    return out
+
+
 class CNNTrunk(nn.Module):
     """Conv stack, optional attention, pooling and the first linear layer:
     ``(B, C, H, W) float in [0, 1] -> (B, hidden)``.
