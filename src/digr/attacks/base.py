@@ -24,7 +24,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from digr.errors import DigrError
+from digr.errors import DigrError, check_int
 
 
 def check_eps(eps: float) -> float:
@@ -126,9 +126,7 @@ class Attack:
         return (u.mul_(2.0).sub_(1.0).mul_(radius)).to(like.device)
 
     def _check_steps(self, steps: int) -> int:
-        if isinstance(steps, bool) or int(steps) != steps or steps < 1:
-            raise DigrError(f"{self.name}: steps must be a positive integer, got {steps!r}")
-        return int(steps)
+        return check_int(f"{self.name}: steps", steps)
 
     def _check_positive(self, what: str, value: float) -> float:
         value = float(value)

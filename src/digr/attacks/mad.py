@@ -6,7 +6,7 @@ import torch
 from torch.nn import functional as F
 
 from digr.attacks.base import Attack, project
-from digr.errors import DigrError
+from digr.errors import check_int
 
 
 class MAD(Attack):
@@ -48,9 +48,7 @@ class MAD(Attack):
         self.alpha = (2.5 * self.eps / self.steps if alpha is None
                       else self._check_positive("alpha", alpha))
         self.init_scale = self._check_positive("init_scale", init_scale)
-        if isinstance(restarts, bool) or int(restarts) != restarts or restarts < 1:
-            raise DigrError(f"{self.name}: restarts must be a positive integer, got {restarts!r}")
-        self.restarts = int(restarts)
+        self.restarts = check_int(f"{self.name}: restarts", restarts)
 
     @staticmethod
     def _kl(logp_clean: torch.Tensor, logits_adv: torch.Tensor) -> torch.Tensor:

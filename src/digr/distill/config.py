@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
-from digr.errors import DigrError
+from digr.errors import DigrError, check_int
 
 OPTIMIZERS = ("adam", "rmsprop")
 
@@ -109,9 +109,7 @@ class DistillConfig:
             if self.student_fls not in VARIANTS:
                 raise DigrError(f"student_fls must be one of {', '.join(VARIANTS)}, got {self.student_fls!r}")
         for name in ("student_input_pool", "igr_topk"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or int(value) != value or value < 1:
-                raise DigrError(f"{name} must be a positive integer, got {value!r}")
+            check_int(name, getattr(self, name))
         if self.match_threshold is not None and not self.threshold <= self.match_threshold <= 1.0:
             raise DigrError(f"match_threshold must be in [threshold, 1], got {self.match_threshold}")
         if self.margin_l1_weight < 0:

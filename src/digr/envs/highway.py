@@ -13,7 +13,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from digr.errors import DigrError
+from digr.errors import DigrError, check_int
 
 try:
     import pygame
@@ -235,8 +235,7 @@ class HighwayImageEnv(HighwayEnvFast):
         config = dict(config or {})
         self._frames_per_decision = 1
         if camera_fps is not None:
-            if isinstance(camera_fps, bool) or int(camera_fps) != camera_fps or camera_fps < 1:
-                raise DigrError(f"camera_fps must be a positive integer, got {camera_fps!r}")
+            camera_fps = check_int("camera_fps", camera_fps)
             decision_hz = config.get("policy_frequency", self.default_config()["policy_frequency"])
             if camera_fps % decision_hz:
                 raise DigrError(f"camera_fps ({camera_fps}) must be a multiple of the decision "

@@ -44,7 +44,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from digr.errors import DigrError
+from digr.errors import DigrError, check_int
 
 ATARI_FRAME_SHAPE = (210, 160)
 """``(rows, columns)`` of a raw Atari frame, the coordinate frame of Atari-HEAD's gaze samples."""
@@ -183,8 +183,7 @@ def shuffled_auc(saliency: Any, fixations: Any, other_fixations: Any, *, seed: i
     s = _map(saliency, "saliency")
     f = _counts(fixations, "fixations", s.shape).ravel()
     o = _counts(other_fixations, "other_fixations", s.shape).ravel()
-    if isinstance(splits, bool) or not isinstance(splits, int) or splits < 1:
-        raise DigrError(f"splits must be a positive integer, got {splits!r}")
+    splits = check_int("splits", splits)
     n_pos, n_other = float(f.sum()), float(o.sum())
     if n_pos == 0 or n_other == 0:
         return float("nan")

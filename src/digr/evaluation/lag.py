@@ -51,7 +51,7 @@ import numpy as np
 import torch
 
 from digr.envs import get_task, make_env
-from digr.errors import DigrError
+from digr.errors import DigrError, check_int
 from digr.evaluation.timing import NO_GRAD_METHODS  # run under torch.no_grad, as when timed
 from digr.evaluation.timing import _sync
 
@@ -83,11 +83,9 @@ class LagConfig:
 
     def validate(self) -> "LagConfig":
         """Return ``self``, or raise :class:`DigrError` naming the bad field."""
-        if isinstance(self.frames, bool) or not isinstance(self.frames, int) or self.frames < 1:
-            raise DigrError(f"frames must be a positive integer, got {self.frames!r}")
+        check_int("frames", self.frames)
         check_fps(self.fps)
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise DigrError(f"seed must be a non-negative integer, got {self.seed!r}")
+        check_int("seed", self.seed, minimum=0)
         return self
 
 
@@ -411,9 +409,7 @@ def lag_figure(result: LagResult, path: str | Path, *, columns: int = DEFAULT_CO
     from digr.evaluation.figures import _figure, _save, overlay, state_image
 
     n = int(result.frames.shape[0])
-    if isinstance(columns, bool) or not isinstance(columns, int) or columns < 1:
-        raise DigrError(f"columns must be a positive integer, got {columns!r}")
-    columns = min(columns, n)
+    columns = min(check_int("columns", columns), n)
     start = default_start(n, columns) if start is None else int(start)
     if not 0 <= start <= n - columns:
         raise DigrError(f"start must be in [0, {n - columns}] for {columns} columns of {n} frames, "

@@ -25,7 +25,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from digr.errors import DigrError
+from digr.errors import DigrError, check_int
 from digr.io import atomic_write_text  # noqa: F401 - also re-exported here for older imports
 
 PIPELINE_JSON = "pipeline.json"
@@ -828,9 +828,7 @@ def _check_config(cfg: ReportConfig) -> None:
         raise DigrError(f"unknown report section(s) {', '.join(unknown)}; choose from {', '.join(SECTIONS)}")
     for name in ("states", "episodes", "robustness_episodes", "batch_size", "repeats", "panel_states",
                  "gif_frames"):
-        v = getattr(cfg, name)
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise DigrError(f"{name} must be a positive integer, got {v!r}")
+        check_int(name, getattr(cfg, name))
     if isinstance(cfg.seed, bool) or not isinstance(cfg.seed, int) or cfg.seed < 0:
         raise DigrError(f"seed must be an integer >= 0, got {cfg.seed!r}")
     if not cfg.timing_max_seconds > 0 or not cfg.gif_fps > 0:

@@ -17,7 +17,7 @@ from typing import Any, Iterable, Sequence
 import torch
 
 from digr.attacks import ATTACK_NAMES, check_eps, get_attack, resolve_attack_name
-from digr.errors import DigrError
+from digr.errors import DigrError, check_int
 from digr.evaluation.performance import evaluate_policy
 from digr.models.cnn import PolicyNet
 
@@ -135,8 +135,7 @@ def robustness_sweep(
     eps_list = [check_eps(e) for e in eps_values]
     if not eps_list:
         raise DigrError("robustness_sweep needs at least one eps value")
-    if isinstance(workers, bool) or int(workers) != workers or workers < 1:
-        raise DigrError(f"workers must be a positive integer, got {workers!r}")
+    workers = check_int("workers", workers)
     # The distinct points: the clean rollout once (under the first attack's name), then every
     # (attack, eps > 0).
     distinct_eps = list(dict.fromkeys(eps_list))

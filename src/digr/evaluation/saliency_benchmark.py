@@ -45,7 +45,7 @@ import numpy as np
 import torch
 
 from digr.envs import get_task, make_env
-from digr.errors import DigrError
+from digr.errors import DigrError, check_int
 
 if TYPE_CHECKING:
     from digr.saliency import SaliencyMethod
@@ -104,12 +104,6 @@ def regions(masks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return important, unimportant
 
 
-def _check_count(name: str, value: Any, *, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise DigrError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
-
-
 def benchmark_states(task: str = "red-fetch-green", *, states: int, seed: int = 0, moves: int = 0,
                      batch_size: int = DEFAULT_BATCH, start: int = 0) -> Iterator[StateBatch]:
     """Yield states ``start .. states - 1`` of the benchmark in batches of ``batch_size``.
@@ -119,12 +113,12 @@ def benchmark_states(task: str = "red-fetch-green", *, states: int, seed: int = 
     give the same states, whatever the batch size.
     """
     spec = get_task(check_task(task))
-    states = _check_count("states", states, minimum=1)
-    seed = _check_count("seed", seed, minimum=0)
-    moves = _check_count("moves", moves, minimum=0)
+    states = check_int("states", states, minimum=1)
+    seed = check_int("seed", seed, minimum=0)
+    moves = check_int("moves", moves, minimum=0)
     if moves > MAX_MOVES:
         raise DigrError(f"moves must be <= {MAX_MOVES} (episodes are truncated at 320 steps), got {moves}")
-    batch_size = _check_count("batch_size", batch_size, minimum=1)
+    batch_size = check_int("batch_size", batch_size, minimum=1)
     env = make_env(spec)
     try:
         for b0 in range(start, states, batch_size):
@@ -214,7 +208,7 @@ class SaliencyStats:
         if auc not in ("histogram", "exact"):
             raise DigrError(f"auc must be 'histogram' or 'exact', got {auc!r}")
         self.auc_mode = auc
-        self.bins = _check_count("bins", bins, minimum=1)
+        self.bins = check_int("bins", bins, minimum=1)
         self.states = 0
         self.sum_important = 0.0
         self.sum_unimportant = 0.0

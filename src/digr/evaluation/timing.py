@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from digr.envs import get_task, make_env
-from digr.errors import DigrError
+from digr.errors import DigrError, check_int
 from digr.evaluation.saliency_benchmark import build_method, resolve_device
 
 DEFAULT_REPEATS = 20
@@ -108,8 +108,7 @@ def time_saliency(
     from digr.saliency import METHODS, canonical_name
 
     spec = get_task(task)
-    if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
-        raise DigrError(f"repeats must be a positive integer, got {repeats!r}")
+    repeats = check_int("repeats", repeats)
     if not max_seconds > 0:
         raise DigrError(f"max_seconds must be > 0, got {max_seconds!r}")
     for name, net in (("policy", policy), ("student", student)):

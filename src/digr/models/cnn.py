@@ -117,10 +117,9 @@ def pooled_student_config(base: PolicyConfig, input_pool: int) -> PolicyConfig:
     """
     from dataclasses import replace
 
-    from digr.errors import DigrError
+    from digr.errors import DigrError, check_int
 
-    if isinstance(input_pool, bool) or int(input_pool) != input_pool or input_pool < 1:
-        raise DigrError(f"input_pool must be a positive integer, got {input_pool!r}")
+    input_pool = check_int("input_pool", input_pool)
     if base.input_pool != 1:
         raise DigrError("the base network already pools its input")
     if input_pool == 1:

@@ -21,7 +21,7 @@ from typing import Any, ClassVar, Sequence
 import torch
 from torch.overrides import TorchFunctionMode
 
-from digr.errors import DigrError
+from digr.errors import DigrError, check_int
 
 Target = int | Sequence[int] | torch.Tensor | None
 """Action(s) to explain: ``None`` (the greedy action of each state), one int for all states, or
@@ -213,12 +213,9 @@ def chunks(n: int, size: int):
 def check_positive(name: str, value: Any, *, integer: bool = True) -> None:
     """Reject a non-positive (or, with ``integer``, non-integer) setting with a DigrError."""
     if integer:
-        ok = isinstance(value, int) and not isinstance(value, bool)
-    else:
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if not ok or value <= 0:
-        kind = "a positive integer" if integer else "a positive number"
-        raise DigrError(f"{name} must be {kind}, got {value!r}")
+        check_int(name, value)
+    elif isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise DigrError(f"{name} must be a positive number, got {value!r}")
 
 
 __all__ = ["SaliencyMethod", "Target", "check_obs", "resolve_target", "reduce_channels",
