@@ -238,10 +238,13 @@ def test_report_extra_students_reach_performance_and_robustness(tmp_path, capsys
     assert "# DIGR + adv\ndigr distill --adv-eps 16/255" in text
     assert (d / "eval" / "robustness-student-digr---adv.json").exists()
     assert len(summary["table1"]) == 9  # students add no Table 1 row
-    # removing the extra student again leaves every cached result of the roles valid
+    assert "columns: GB perturbation (teacher), VG (teacher), VG (DIGR), VG (DIGR + adv)." in text
+    # removing the extra student again leaves every cached result of the roles valid; only the
+    # panels figure, which had the student's column, is redrawn
     (d / "pipeline.json").write_text("{}")
     assert main(["report", str(d), *QUICK, "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["computed"] == []
+    assert json.loads(capsys.readouterr().out)["computed"] == ["panels"]
+    assert "VG (DIGR + adv)" not in (d / "report.md").read_text()
 
 
 @pytest.mark.parametrize("items,match", [

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import platform
 import shlex
+import textwrap
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -767,6 +768,8 @@ def _panels(rep: _Report) -> None:
     cols = [("GB perturbation\n(teacher)", "teacher", "perturbation"), ("VG (teacher)", "teacher", "vanilla")]
     if "digr" in rep.roles:
         cols.append(("VG (DIGR)", "digr", "vanilla"))
+    # One more column per extra student: extended students are judged by their maps too.
+    cols += [(textwrap.fill(f"VG ({s.label})", 22), s.label, "vanilla") for s in rep.pipe.students]
     key = {"kind": "panels", "weights": {r: rep.digests[r] for _, r, _ in cols}, "states": n,
            "seed": cfg.seed, "settings": {m: cfg.settings.get(m, {}) for _, _, m in cols},
            "columns": [c[0] for c in cols]}
