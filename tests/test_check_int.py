@@ -36,3 +36,10 @@ def test_config_fields_that_used_to_raise_type_errors():
     base = PolicyConfig(obs_shape=(3, 64, 64), n_actions=4, convs=((8, 8, 8, 0),), hidden=16)
     with pytest.raises(DigrError, match="input_pool"):
         pooled_student_config(base, "4")
+
+
+def test_an_upper_bound_is_named_in_the_message():
+    assert check_int("k", 4, maximum=4) == 4
+    for bad in (5, 0, "2"):
+        with pytest.raises(DigrError, match=r"k must be an integer in \[1, 4\], got "):
+            check_int("k", bad, maximum=4)

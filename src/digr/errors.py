@@ -5,13 +5,18 @@ class DigrError(Exception):
     """A user-facing error: bad input, missing file, incompatible checkpoint or dataset."""
 
 
-def check_int(name: str, value: object, *, minimum: int = 1) -> int:
-    """``value`` as an ``int`` if it is an integer (Python or NumPy; not a bool) >= ``minimum``,
-    else :class:`DigrError` naming ``name``: the one check behind every count-like setting, so
-    that a string, None or 2.5 is refused in one line instead of raising a TypeError."""
+def check_int(name: str, value: object, *, minimum: int = 1, maximum: int | None = None) -> int:
+    """``value`` as an ``int`` if it is an integer (Python or NumPy; not a bool) in
+    ``[minimum, maximum]`` (no upper bound for None), else :class:`DigrError` naming ``name``: the
+    one check behind every count-like setting, so that a string, None or 2.5 is refused in one
+    line instead of raising a TypeError."""
     import numbers
 
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        kind = {1: "a positive integer", 0: "a non-negative integer"}.get(minimum, f"an integer >= {minimum}")
+    if (isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum
+            or (maximum is not None and value > maximum)):
+        if maximum is not None:
+            kind = f"an integer in [{minimum}, {maximum}]"
+        else:
+            kind = {1: "a positive integer", 0: "a non-negative integer"}.get(minimum, f"an integer >= {minimum}")
         raise DigrError(f"{name} must be {kind}, got {value!r}")
     return int(value)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import torch
 
-from digr.errors import DigrError
+from digr.errors import DigrError, check_int
 from digr.models.cnn import PolicyNet
 
 
@@ -131,10 +131,8 @@ def selective_penalty(raw_maps: torch.Tensor, teacher_maps: torch.Tensor, *, thr
     elif normalizer == "mean":
         peak = raw_maps.flatten(1).mean(1)
     elif normalizer == "topk":
-        n = raw_maps[0].numel()
-        if isinstance(topk, bool) or int(topk) != topk or not 1 <= topk <= n:
-            raise DigrError(f"topk must be an integer in [1, {n}] (pixels per map), got {topk!r}")
-        peak = raw_maps.flatten(1).topk(int(topk), dim=1).values.mean(1)
+        topk = check_int("topk (pixels per map)", topk, maximum=raw_maps[0].numel())
+        peak = raw_maps.flatten(1).topk(topk, dim=1).values.mean(1)
     m_g = raw_maps / peak.clamp_min(tiny)[:, None, None]
     # 1_[0, inf)(lambda - M_p): penalise where the teacher's saliency is at or below lambda.
     return (penalise * m_g).mean()

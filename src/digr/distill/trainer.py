@@ -174,10 +174,10 @@ def _init_weights(source: PolicyNet, student_config: PolicyConfig, path: Path) -
     """The student's starting weights taken from ``source`` (see ``train_student``'s ``init``)."""
     if source.config == student_config:
         return {k: v.detach().clone() for k, v in source.state_dict().items()}
-    if student_config.input_pool > 1 and source.config.input_pool == 1:
+    if student_config.input_pool > 1:
         from digr.models.cnn import pooled_student_config, pooled_state_dict
 
-        try:
+        try:  # refused when the source already pools or its first layer does not divide
             folded = pooled_student_config(source.config, student_config.input_pool) == student_config
         except DigrError:
             folded = False

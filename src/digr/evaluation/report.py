@@ -832,8 +832,7 @@ def _check_config(cfg: ReportConfig) -> None:
     for name in ("states", "episodes", "robustness_episodes", "batch_size", "repeats", "panel_states",
                  "gif_frames"):
         check_int(name, getattr(cfg, name))
-    if isinstance(cfg.seed, bool) or not isinstance(cfg.seed, int) or cfg.seed < 0:
-        raise DigrError(f"seed must be an integer >= 0, got {cfg.seed!r}")
+    check_int("seed", cfg.seed, minimum=0)
     if not cfg.timing_max_seconds > 0 or not cfg.gif_fps > 0:
         raise DigrError("timing_max_seconds and gif_fps must be > 0")
 

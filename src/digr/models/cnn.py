@@ -129,7 +129,7 @@ def pooled_student_config(base: PolicyConfig, input_pool: int) -> PolicyConfig:
         raise DigrError(f"input_pool {input_pool} must divide the first conv's kernel {k}, stride {st} "
                         f"and padding {p}")
     first = (c, k // input_pool, st // input_pool, p // input_pool)
-    return replace(base, convs=(first, *base.convs[1:]), input_pool=int(input_pool)).validate()
+    return replace(base, convs=(first, *base.convs[1:]), input_pool=input_pool).validate()
 
 
 def pooled_state_dict(base: "PolicyNet", input_pool: int) -> dict[str, torch.Tensor]:
@@ -145,7 +145,7 @@ def pooled_state_dict(base: "PolicyNet", input_pool: int) -> dict[str, torch.Ten
     cfg = pooled_student_config(base.config, input_pool)
     if cfg is base.config:
         return {k: v.detach().clone() for k, v in base.state_dict().items()}
-    k = input_pool
+    k = cfg.input_pool
     out: dict[str, torch.Tensor] = {}
     for name, value in base.state_dict().items():
         value = value.detach().clone()
