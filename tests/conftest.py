@@ -29,3 +29,12 @@ def rfg_policy():
 
     torch.manual_seed(0)
     return PolicyNet(PolicyConfig.for_task(get_task("red-fetch-green"))).eval()
+
+
+@pytest.fixture
+def rfg_teacher(tmp_path, rfg_policy):
+    """``rfg_policy`` saved as a checkpoint folder (a random Red-Fetch-Green teacher)."""
+    from digr.models import save_policy
+
+    save_policy(rfg_policy, tmp_path / "teacher", task="red-fetch-green")
+    return tmp_path / "teacher"

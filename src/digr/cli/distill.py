@@ -59,6 +59,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="student architecture beyond the paper: the teacher's network seeing the frame "
                         "averaged over KxK blocks (first conv's kernel and stride divided by K; default 1: "
                         "the teacher's architecture)")
+    p.add_argument("--student-input-blur", type=float, default=None, metavar="SIGMA",
+                   help="student architecture beyond the paper: a fixed Gaussian blur of SIGMA pixels in front "
+                        "of the teacher's network, so that the student's gradient map is smooth at that scale "
+                        "(default 0: none)")
     p.add_argument("--init", default=None, metavar="CKPT",
                    help="warm start beyond the paper: the student starts from this policy checkpoint's weights "
                         "('teacher': the --teacher checkpoint); it must have the student's architecture or be "
@@ -94,7 +98,7 @@ def config_from_args(args: argparse.Namespace):
         match_threshold=args.match_threshold,
         margin_l1_weight=args.margin_l1_weight, adv_eps=args.adv_eps, adv_weight=args.adv_weight,
         adv_steps=args.adv_steps, student_fls=args.student_fls,
-        student_input_pool=args.student_input_pool, pcgrad=False if args.no_pcgrad else None,
+        student_input_pool=args.student_input_pool, student_input_blur=args.student_input_blur, pcgrad=False if args.no_pcgrad else None,
         batch_size=args.batch_size, learning_rate=args.learning_rate, n_envs=args.n_envs,
         eval_every=args.eval_every, eval_episodes=args.eval_episodes,
         checkpoint_every=args.checkpoint_every, log_every=args.log_every, torch_threads=args.threads)

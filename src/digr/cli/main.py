@@ -27,6 +27,7 @@ COMMANDS = [
 EVALUATE = [
     "digr.cli.eval_performance",
     "digr.cli.eval_saliency",
+    "digr.cli.eval_agreement",
     "digr.cli.eval_timing",
     "digr.cli.eval_robustness",
     "digr.cli.eval_lag",

@@ -77,6 +77,11 @@ class DistillConfig:
     kernel and stride shrink by ``k`` (:func:`digr.models.cnn.pooled_student_config`); 1 (default)
     is the teacher's architecture. A student design beyond the paper: its gradient map is constant
     on each block, so it cannot put its saliency on one pixel of an object."""
+    student_input_blur: float = 0.0
+    """Student architecture: the standard deviation in pixels of a fixed Gaussian blur in front of
+    the student's network (:attr:`digr.models.PolicyConfig.input_blur`; 0: none). Its input
+    gradient, and so its vanilla-gradient map, is then smooth at that scale, the scale at which the
+    teacher's Gaussian-blur perturbation map varies."""
     pcgrad: bool = True
     """Combine the two objectives' gradients with PCGrad (Yu et al. 2020) instead of summing."""
     max_grad_norm: float | None = None
@@ -110,6 +115,8 @@ class DistillConfig:
                 raise DigrError(f"student_fls must be one of {', '.join(VARIANTS)}, got {self.student_fls!r}")
         for name in ("student_input_pool", "igr_topk"):
             check_int(name, getattr(self, name))
+        if not (isinstance(self.student_input_blur, (int, float)) and 0 <= self.student_input_blur < 1e4):
+            raise DigrError(f"student_input_blur must be a number of pixels >= 0, got {self.student_input_blur!r}")
         if self.match_threshold is not None and not self.threshold <= self.match_threshold <= 1.0:
             raise DigrError(f"match_threshold must be in [threshold, 1], got {self.match_threshold}")
         if self.margin_l1_weight < 0:

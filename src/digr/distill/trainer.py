@@ -30,6 +30,7 @@ import os
 import shutil
 import time
 from collections import defaultdict
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -172,13 +173,15 @@ def _check_run_config(out: Path, info: dict[str, Any]) -> None:
 
 def _init_weights(source: PolicyNet, student_config: PolicyConfig, path: Path) -> dict[str, torch.Tensor]:
     """The student's starting weights taken from ``source`` (see ``train_student``'s ``init``)."""
-    if source.config == student_config:
+    if replace(source.config, input_blur=student_config.input_blur) == student_config:
+        # the blur has no weights: a network and its blurred version share every tensor
         return {k: v.detach().clone() for k, v in source.state_dict().items()}
     if student_config.input_pool > 1:
         from digr.models.cnn import pooled_student_config, pooled_state_dict
 
         try:  # refused when the source already pools or its first layer does not divide
-            folded = pooled_student_config(source.config, student_config.input_pool) == student_config
+            folded = (replace(pooled_student_config(source.config, student_config.input_pool),
+                              input_blur=student_config.input_blur) == student_config)
         except DigrError:
             folded = False
         if folded:
@@ -302,6 +305,8 @@ def train_student(
         from digr.models.cnn import pooled_student_config
 
         student_config = pooled_student_config(student_config, cfg.student_input_pool)
+    if cfg.student_input_blur > 0:
+        student_config = replace(student_config, input_blur=float(cfg.student_input_blur)).validate()
     info = {
         "digr_version": __version__, "task": spec.name, "teacher": str(teacher_path),
         "teacher_sha256": file_digest(teacher_path),

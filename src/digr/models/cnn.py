@@ -3,6 +3,7 @@ with a Free-Lunch Saliency attention module after the last conv (:mod:`digr.mode
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -49,6 +50,12 @@ class PolicyConfig:
     """Average the input over ``input_pool x input_pool`` blocks before the first conv (1: no
     pooling). The network then sees the frame at ``1/input_pool`` resolution, and its input
     gradient is constant on each block (see :func:`pooled_student_config`)."""
+    input_blur: float = 0.0
+    """Standard deviation in pixels of a fixed Gaussian low-pass applied to the input before
+    everything else (0: none). The network's input gradient is then the blur of the gradient
+    behind it (the blur is symmetric), so its vanilla-gradient map varies smoothly at that scale
+    -- the scale of a Gaussian-blur perturbation map. Parameter-free: the state-dict keys are those
+    of the same network without it, so a teacher's weights load as they are (``--init``)."""
 
     def validate(self) -> "PolicyConfig":
         """Return ``self``, or raise :class:`DigrError` for an unknown pool or attention setting."""
@@ -64,6 +71,10 @@ class PolicyConfig:
         if self.input_pool < 1 or self.obs_shape[1] % self.input_pool or self.obs_shape[2] % self.input_pool:
             raise DigrError(f"input_pool must be >= 1 and divide the input's height and width "
                             f"{self.obs_shape[1:]}, got {self.input_pool}")
+        if not (isinstance(self.input_blur, (int, float)) and math.isfinite(self.input_blur)
+                and 0 <= self.input_blur <= max(self.obs_shape[1:])):
+            raise DigrError(f"input_blur must be a number of pixels in [0, {max(self.obs_shape[1:])}], "
+                            f"got {self.input_blur!r}")
         if self.attention_kernel < 1 or self.attention_kernel % 2 == 0:
             raise DigrError(f"attention_kernel must be odd and >= 1 (same padding), "
                             f"got {self.attention_kernel}")
@@ -79,6 +90,8 @@ class PolicyConfig:
                 del d[k]
         if d["input_pool"] == 1:  # likewise for networks without input pooling
             del d["input_pool"]
+        if d["input_blur"] == 0:  # and without input blur
+            del d["input_blur"]
         return d
 
     @classmethod
@@ -95,6 +108,7 @@ class PolicyConfig:
             attention_channels=int(d.get("attention_channels", ATTENTION_CHANNELS)),
             attention_kernel=int(d.get("attention_kernel", ATTENTION_KERNEL)),
             input_pool=int(d.get("input_pool", 1)),
+            input_blur=float(d.get("input_blur", 0.0)),
         )
 
     @classmethod
@@ -159,6 +173,31 @@ def pooled_state_dict(base: "PolicyNet", input_pool: int) -> dict[str, torch.Ten
     return out
 
 
+def gaussian_matrix(n: int, sigma: float) -> torch.Tensor:
+    """``(n, n)`` matrix of a 1-D Gaussian low-pass with standard deviation ``sigma`` pixels; each
+    row sums to 1, so near the border the window is renormalised over the pixels that exist."""
+    i = torch.arange(n, dtype=torch.float64)
+    w = torch.exp(-0.5 * ((i[:, None] - i[None, :]) / sigma) ** 2)
+    return (w / w.sum(1, keepdim=True)).float()
+
+
+class InputBlur(nn.Module):
+    """Fixed separable Gaussian blur ``(B, C, H, W) -> (B, C, H, W)``: ``G_H x G_W^T`` per channel.
+
+    Two small matrix products rather than a convolution: exact at any sigma without a truncated
+    window, cheap at these frame sizes, and their double backward is plain matmuls. The matrices
+    are non-persistent buffers: rebuilt from the config, never stored in a checkpoint.
+    """
+
+    def __init__(self, height: int, width: int, sigma: float) -> None:
+        super().__init__()
+        self.register_buffer("gh", gaussian_matrix(height, sigma), persistent=False)
+        self.register_buffer("gw_t", gaussian_matrix(width, sigma).T.contiguous(), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.gh @ x @ self.gw_t
+
+
 class CNNTrunk(nn.Module):
     """Conv stack, optional attention, pooling and the first linear layer:
     ``(B, C, H, W) float in [0, 1] -> (B, hidden)``.
@@ -180,12 +219,15 @@ class CNNTrunk(nn.Module):
             layers += [nn.Conv2d(c_in, c_out, k, stride=s, padding=p), nn.ReLU()]
             c_in = c_out
         self.convs = nn.Sequential(*layers)
+        # Outside ``convs`` so that the conv keys stay those of the unblurred network.
+        self.blur = (InputBlur(*config.obs_shape[1:], config.input_blur) if config.input_blur > 0
+                     else nn.Identity())
         self.attention = None
         if config.attention == "fls":
             self.attention = FLSAttention(c_in, channels=config.attention_channels,
                                           kernel=config.attention_kernel)
         with torch.no_grad():  # infer the flatten size with a dummy forward, as SB3's NatureCNN
-            n_flat = self._pool(self.convs(torch.zeros(1, *config.obs_shape))).shape[1]
+            n_flat = self._pool(self.features(torch.zeros(1, *config.obs_shape))).shape[1]
         self.linear = nn.Linear(n_flat, config.hidden)
 
     def _pool(self, x: torch.Tensor) -> torch.Tensor:
@@ -197,7 +239,7 @@ class CNNTrunk(nn.Module):
 
     def features(self, obs: torch.Tensor) -> torch.Tensor:
         """Last conv layer's activations ``(B, C', h, w)`` (before any attention)."""
-        return self.convs(obs)
+        return self.convs(self.blur(obs))
 
     def attention_map(self, obs: torch.Tensor) -> torch.Tensor:
         """The FLS attention map ``(B, 1, h, w)`` (> 0) for ``obs: (B, C, H, W)``.
@@ -210,13 +252,13 @@ class CNNTrunk(nn.Module):
 
             raise DigrError("this policy has no attention module (train it with --fls, or build it "
                             "with digr.models.fls.fls_config)")
-        return self.attention(self.convs(obs))
+        return self.attention(self.features(obs))
 
     def forward(self, obs: torch.Tensor, *, return_attention: bool = False
                 ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor | None]:
         """``(B, hidden)`` features; with ``return_attention`` also the ``(B, 1, h, w)`` attention
         map of this same pass (``None`` without attention)."""
-        x = self.convs(obs)
+        x = self.features(obs)
         attn = None
         if self.attention is not None:
             attn = self.attention(x)

@@ -116,7 +116,7 @@ def conv_stack(policy: nn.Module, obs_hw: tuple[int, int]) -> list[ConvGeom] | N
     Qualifies: exactly :class:`~digr.models.PolicyNet` with its :class:`~digr.models.CNNTrunk`
     (forward methods not overridden), convs alternating ``Conv2d`` (zero padding, no dilation or
     groups) and ``ReLU``, a ``flatten`` or ``max`` pool, no attention module (an FLS map couples
-    every position through its own convs), and no forward hooks anywhere (a hook would be skipped
+    every position through its own convs), no input blur, and no forward hooks anywhere (a hook would be skipped
     on the windows).
     """
     from digr.models.cnn import CNNTrunk, PolicyNet
@@ -128,6 +128,8 @@ def conv_stack(policy: nn.Module, obs_hw: tuple[int, int]) -> list[ConvGeom] | N
         return None
     trunk = policy.trunk
     if trunk.config.pool not in ("flatten", "max") or getattr(trunk.config, "attention", None) is not None:
+        return None
+    if getattr(trunk.config, "input_blur", 0) > 0:  # the blur spreads a local change over the frame
         return None
     mods = list(trunk.convs)
     if not mods or len(mods) % 2:
