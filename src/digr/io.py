@@ -24,6 +24,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from digr.errors import DigrError
+
 __all__ = ["atomic_write", "atomic_write_text", "atomic_write_json", "atomic_dir", "replace_dir"]
 
 
@@ -143,3 +145,56 @@ def read_versioned_json(path: Path, *, owner: str, fmt: str, version: int, kind:
         raise DigrError(f"{owner} has format version {obj['format_version']}; this digr reads up to {version}")
     return obj
 
+
+
+# -- what a folder holds -----------------------------------------------------------------------------
+FOLDER_KINDS = ("checkpoint", "teacher run", "student run", "dataset", "pipeline")
+"""The folders digr writes, as :func:`folder_kind` names them."""
+
+
+def folder_kind(path: str | Path) -> str | None:
+    """What digr folder ``path`` is: one of :data:`FOLDER_KINDS`, ``None`` for a path that does not
+    exist or an empty folder, ``"file"`` for anything that is not a folder, ``"other"`` for a
+    folder with content digr did not make (or a ``config.json`` it cannot read)."""
+    path = Path(path)
+    if not path.exists() and not path.is_symlink():
+        return None
+    if not path.is_dir():
+        return "file"
+    try:
+        names = {p.name for p in path.iterdir()}
+    except OSError:
+        return "other"
+    if not names:
+        return None
+    if "pipeline.json" in names:
+        return "pipeline"
+    if "manifest.json" in names:
+        return "dataset"
+    if "config.json" in names:
+        try:
+            cfg = json.loads((path / "config.json").read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            return "other"
+        if isinstance(cfg, dict):
+            if cfg.get("format") == "digr-policy":
+                return "checkpoint"
+            if "ppo" in cfg:
+                return "teacher run"
+            if "distill" in cfg:
+                return "student run"
+    return "other"
+
+
+def claim_folder(path: str | Path, kind: str) -> Path:
+    """Check that digr may write a ``kind`` (one of :data:`FOLDER_KINDS`) at ``path``: it must not
+    exist, be an empty folder, or already be a ``kind`` (which is then continued or replaced).
+    Anything else -- a file, another digr folder, a folder of someone else's files -- is a
+    one-line :class:`DigrError`, before anything is written. Returns ``path``."""
+    path = Path(path)
+    have = folder_kind(path)
+    if have is None or have == kind:
+        return path
+    what = {"file": "a file", "other": "a folder with other content"}.get(have, f"a digr {have}")
+    raise DigrError(f"{path} is {what}, not a {kind}; digr writes a {kind} only into a new or empty "
+                    "folder or one it made: use another output path")

@@ -104,6 +104,9 @@ class Pipeline:
                 raise DigrError(f"{self.out} was made with teacher {state['teacher']}, not {teacher}; "
                                 "use another --out")
             return state
+        from digr.io import claim_folder
+
+        claim_folder(self.out, "pipeline")
         if teacher is not None:
             from digr.models.checkpoint import load_policy, resolve
 

@@ -39,7 +39,7 @@ from digr import __version__
 from digr.distill.config import DatasetConfig
 from digr.envs import get_task, make_env
 from digr.errors import DigrError
-from digr.io import atomic_write, atomic_write_json, read_versioned_json
+from digr.io import atomic_write, atomic_write_json, claim_folder, read_versioned_json
 from digr.models.checkpoint import file_digest, load_policy, resolve
 from digr.models.cnn import PolicyNet, to_tensor
 
@@ -231,7 +231,7 @@ def build_dataset(
     teacher_path = resolve(teacher)
     policy = load_policy(teacher_path, task=spec.name)
     fn = saliency or _default_saliency()
-    out = Path(out)
+    out = claim_folder(out, "dataset")
     out.mkdir(parents=True, exist_ok=True)
     c, h, w = spec.obs_shape
     identity = {

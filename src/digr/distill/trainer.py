@@ -46,7 +46,7 @@ from digr.distill.losses import distillation_loss, igr_loss
 from digr.distill.pcgrad import assign_flat_grad, flat_grad, pcgrad
 from digr.envs import get_task, make_env
 from digr.errors import DigrError
-from digr.io import atomic_dir, atomic_write_json, atomic_write_text
+from digr.io import atomic_dir, atomic_write_json, atomic_write_text, claim_folder
 from digr.models.checkpoint import file_digest, load_policy, resolve, save_policy
 from digr.models.cnn import PolicyConfig, PolicyNet, to_tensor
 
@@ -159,8 +159,12 @@ def _check_run_config(out: Path, info: dict[str, Any]) -> None:
         return
     try:
         have = json.loads(path.read_text())
-    except json.JSONDecodeError:
-        return  # rewritten below; weights/resume state are checked on load
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        # Never rewrite it: the settings it held decide whether the run may continue.
+        raise DigrError(f"{path} is unreadable ({type(exc).__name__}); the run's settings are unknown, "
+                        "so it cannot be continued: use a new --out folder") from None
+    if not isinstance(have, dict) or not isinstance(have.get("distill"), dict):
+        raise DigrError(f"{path} is not a student run's config; use a new --out folder")
     diffs = [k for k in ("task", "teacher_sha256", "dataset_sha256", "policy", "init_sha256")
              if have.get(k) != info.get(k)]
     old = have.get("distill", {})
@@ -200,13 +204,21 @@ def _write_resume(out: Path, student: PolicyNet, optimizer: torch.optim.Optimize
         (tmp / "state.json").write_text(json.dumps(state, indent=2) + "\n")
 
 
+def _recover_folders(out: Path) -> None:
+    """Undo what a kill during :func:`digr.io.atomic_dir` left: an old folder still named
+    ``.NAME.old`` goes back in place, and temporary ``.NAME.*`` folders (digr's own) are removed."""
+    for name in ("resume", "policy"):
+        dest, old = out / name, out / f".{name}.old"
+        if not dest.exists() and old.is_dir():  # killed between the two renames
+            os.replace(old, dest)
+        for stale in out.glob(f".{name}.*"):
+            if stale.is_dir() and stale.name != f".{name}.old":
+                shutil.rmtree(stale, ignore_errors=True)
+
+
 def _load_resume(out: Path, student: PolicyNet, optimizer: torch.optim.Optimizer) -> dict[str, Any] | None:
-    dest, old = out / "resume", out / ".resume.old"
-    if not dest.exists() and old.exists():  # killed between the two renames of _write_resume
-        os.replace(old, dest)
-    for stale in out.glob(".resume.*"):
-        if stale.name != ".resume.old":
-            shutil.rmtree(stale, ignore_errors=True)
+    _recover_folders(out)
+    dest = out / "resume"
     if not (dest / "state.json").exists():
         return None
     try:
@@ -215,6 +227,14 @@ def _load_resume(out: Path, student: PolicyNet, optimizer: torch.optim.Optimizer
         optimizer.load_state_dict(torch.load(dest / "optimizer.pt", weights_only=True))
     except Exception as exc:  # noqa: BLE001 - any unreadable resume state is one clear error
         raise DigrError(f"cannot resume from {dest}: {exc}") from None
+    import numbers
+
+    if (not isinstance(state, dict) or isinstance(state.get("step"), bool)
+            or not isinstance(state.get("step"), int) or state["step"] < 0
+            or not isinstance(state.get("wall_s", 0.0), numbers.Real) or not isinstance(state.get("last", {}), dict)):
+        raise DigrError(f"cannot resume from {dest}: state.json is not a resume state (step, wall_s, last)")
+    state.setdefault("wall_s", 0.0)
+    state.setdefault("last", {})
     return state
 
 
@@ -321,6 +341,7 @@ def train_student(
         # Only runs with a warm start carry these keys, so older run folders still resume.
         info.update({"init": str(init_path), "init_sha256": file_digest(init_path)})
     info = json.loads(json.dumps(info))  # tuples -> lists, as they come back from config.json
+    claim_folder(out, "student run")
     out.mkdir(parents=True, exist_ok=True)
     _check_run_config(out, info)
     atomic_write_json(out / "config.json", info)
@@ -337,11 +358,14 @@ def train_student(
 
     def checkpoint(last: dict[str, Any], wall: float) -> None:
         st = {"step": step, "wall_s": round(wall, 3), "last": last}
-        _write_resume(out, student, distiller.optimizer, st)
+        # policy/ first: a kill between the two saves leaves resume/ one checkpoint behind, and the
+        # rerun redoes those updates and writes policy/ again (the other order could leave
+        # policy/ behind for good once resume/ says the last step is done).
         save_policy(student, out / "policy", task=spec.name, meta={
             "trainer": kind, "steps": step, "seed": cfg.seed, "teacher_sha256": info["teacher_sha256"],
             "dataset_sha256": info["dataset_sha256"], "distill": info["distill"], "stats": last,
             **({"init_sha256": info["init_sha256"]} if "init_sha256" in info else {})})
+        _write_resume(out, student, distiller.optimizer, st)
 
     if step >= cfg.steps:
         if not (out / "policy").exists():

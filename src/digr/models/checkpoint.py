@@ -11,12 +11,13 @@ import json
 from pathlib import Path
 from typing import Any
 
+import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from digr import __version__
 from digr.errors import DigrError
-from digr.io import atomic_dir, read_versioned_json
+from digr.io import atomic_dir, claim_folder, read_versioned_json
 from digr.models.cnn import PolicyConfig, PolicyNet
 
 FORMAT = "digr-policy"
@@ -28,7 +29,7 @@ WEIGHTS_NAME = "model.safetensors"
 def save_policy(policy: PolicyNet, path: str | Path, *, task: str, meta: dict[str, Any] | None = None
                 ) -> Path:
     """Write ``policy`` to the folder ``path`` atomically (replacing an existing checkpoint)."""
-    path = Path(path)
+    path = claim_folder(path, "checkpoint")  # never replace a folder digr did not write as one
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_dir(path) as tmp:  # an existing checkpoint is kept as .<name>.old until the swap
         config = {
@@ -92,6 +93,11 @@ def load_policy(path: str | Path, *, task: str | None = None) -> PolicyNet:
         raise DigrError(f"checkpoint {path} has no {WEIGHTS_NAME}") from None
     except (SafetensorError, OSError, ValueError) as exc:
         raise DigrError(f"checkpoint {path}: {WEIGHTS_NAME} is corrupt or truncated ({exc})") from None
+    for name, t in state.items():
+        if not t.is_floating_point():
+            raise DigrError(f"checkpoint {path}: tensor {name} is {t.dtype}, not floating point")
+        if not bool(torch.isfinite(t).all()):
+            raise DigrError(f"checkpoint {path}: tensor {name} holds NaN or inf values")
     policy = PolicyNet(pcfg)
     try:
         policy.load_state_dict(state, strict=True)

@@ -147,13 +147,7 @@ class TeacherRun:
         save_policy(policy_from_sb3(model.policy), self.out / "policy", task=self.spec.name, meta=meta)
         resume = self.out / "resume"
         resume.mkdir(exist_ok=True)
-        state = {k: v.detach().cpu().contiguous() for k, v in model.policy.state_dict().items()}
-        # Shared extractors appear under several names: keep each tensor once.
-        seen, uniq = set(), {}
-        for k, v in state.items():
-            if v.data_ptr() not in seen:
-                seen.add(v.data_ptr())
-                uniq[k] = v.clone()
+        uniq = {k: v.detach().cpu().contiguous().clone() for k, v in _unique_state(model.policy).items()}
         atomic_write(resume / "policy.safetensors", lambda tmp: save_file(uniq, str(tmp)))
         optimizer_state = model.policy.optimizer.state_dict()
         atomic_write(resume / "optimizer.pt", lambda tmp: torch.save(optimizer_state, tmp))
@@ -205,6 +199,11 @@ class TeacherRun:
             opt = torch.load(resume / "optimizer.pt", weights_only=True)
         except Exception as exc:  # noqa: BLE001 - any unreadable resume state is one clear error
             raise DigrError(f"cannot resume from {resume}: {exc}") from None
+        want = _unique_state(model.policy)
+        if set(weights) != set(want) or any(weights[k].shape != want[k].shape for k in want):
+            # strict=False below only lets shared tensors be named once; anything else is foreign
+            raise DigrError(f"cannot resume from {resume}: policy.safetensors does not hold this run's "
+                            "network (other or missing tensors); use a new --out folder")
         model.policy.load_state_dict(weights, strict=False)
         model.policy.optimizer.load_state_dict(opt)
         model.num_timesteps = int(state["num_timesteps"])
@@ -213,6 +212,9 @@ class TeacherRun:
 
     def train(self, *, show_progress: bool = True) -> dict[str, Any]:
         """Train (or continue) until ``total_timesteps``; returns the final statistics."""
+        from digr.io import claim_folder
+
+        claim_folder(self.out, "teacher run")
         self.out.mkdir(parents=True, exist_ok=True)
         self._check_config()
         torch.set_num_threads(self.config.torch_threads)
@@ -228,6 +230,17 @@ class TeacherRun:
             self.save(model, {**dict(wall_s=self.wall_before, episodes=self.episodes_before), **stats})
         model.get_env().close()
         return stats
+
+
+def _unique_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """``module``'s state dict with each tensor once: SB3's shared features extractor appears
+    under several names, and safetensors refuses to store shared memory twice."""
+    seen, uniq = set(), {}
+    for k, v in module.state_dict().items():
+        if v.data_ptr() not in seen:
+            seen.add(v.data_ptr())
+            uniq[k] = v
+    return uniq
 
 
 def train_teacher(task: str, out: str | Path, config: PPOConfig, *, show_progress: bool = True,
