@@ -47,6 +47,8 @@ class PipelineConfig:
     """Episodes per student evaluation during training (None: default)."""
     report_states: int | None = None
     """Saliency-benchmark states in the report (None: the report's default, 10k)."""
+    agreement_states: int | None = None
+    """Held-out states for the report's map-agreement section (None: the report's default, 100)."""
     report_episodes: int | None = None
     """Episodes for the performance figures (None: the report's default)."""
     robustness_episodes: int | None = None
@@ -180,7 +182,8 @@ class Pipeline:
         from digr.evaluation.report import ReportConfig, write_report
 
         c = self.config
-        kw = {k: v for k, v in dict(states=c.report_states, episodes=c.report_episodes,
+        kw = {k: v for k, v in dict(states=c.report_states, agreement_states=c.agreement_states,
+                                    episodes=c.report_episodes,
                                     robustness_episodes=c.robustness_episodes, eps=c.robustness_eps,
                                     attacks=c.robustness_attacks, sections=c.report_sections,
                                     threads=c.threads, seed=c.seed).items()

@@ -24,7 +24,7 @@ from digr.models import PolicyConfig, PolicyNet, save_policy
 
 TASK = "red-fetch-green"
 TINY_RFG = PolicyConfig(obs_shape=(3, 64, 64), n_actions=4, convs=((4, 8, 8, 0), (8, 3, 1, 1)), hidden=16)
-QUICK = ["--states", "3", "--episodes", "2", "--robustness-episodes", "1", "--eps", "0", "8/255",
+QUICK = ["--states", "3", "--agreement-states", "3", "--episodes", "2", "--robustness-episodes", "1", "--eps", "0", "8/255",
          "--attacks", "fgsm", "--repeats", "2", "--max-seconds", "0.05", "--panel-states", "2",
          "--gif-frames", "6", "--setting", "perturbation.stride=8", "--setting", "sarfa.stride=8", "--quiet"]
 
@@ -48,8 +48,10 @@ def test_report_smoke_and_cache(tmp_path, capsys):
     assert main(["report", str(d), *QUICK, "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
     text = (d / "report.md").read_text()
-    for section in ("table1", "timing", "performance", "robustness", "panels", "gif"):
+    for section in ("agreement", "table1", "timing", "performance", "robustness", "panels", "gif"):
         assert summary["sections"][section] == "written", section
+    assert set(summary["agreement"]) == {"teacher_vg", "digr", "distill-only"}
+    assert "## Map agreement" in text and "| teacher (own VG, baseline) |" in text
     for f in ("timing.png", "performance.png", "robustness.png", "saliency_panels.png", "digr_episode.gif"):
         assert (d / "figures" / f).stat().st_size > 0
         if f != "digr_episode.gif":

@@ -49,6 +49,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("dir", metavar="DIR", help="pipeline output folder (layout above)")
     p.add_argument("--states", type=pos_int, default=10_000, help="saliency benchmark states (default 10000)")
+    p.add_argument("--agreement-states", type=pos_int, default=100,
+                   help="held-out teacher states for the map-agreement section (default 100)")
     p.add_argument("--episodes", type=pos_int, default=100,
                    help="episodes per policy for performance (default 100)")
     p.add_argument("--robustness-episodes", type=pos_int, default=50,
@@ -106,7 +108,8 @@ def run(args: argparse.Namespace) -> int:
         workers=args.workers,
         batch_size=args.batch_size, settings=settings, repeats=args.repeats,
         timing_max_seconds=args.max_seconds, device=args.device, threads=args.threads,
-        panel_states=args.panel_states, gif_frames=args.gif_frames, sections=tuple(args.sections))
+        panel_states=args.panel_states, gif_frames=args.gif_frames, sections=tuple(args.sections),
+        agreement_states=args.agreement_states)
     log = None if args.quiet or args.json else (lambda msg: print(msg, file=sys.stderr, flush=True))
     summary = write_report(args.dir, cfg, log=log)
     if args.json:

@@ -383,11 +383,19 @@ class ReportConfig:
     gif_frames: int = 120
     """Most frames in the episode GIF (the episode's numbers are for the whole episode)."""
     gif_fps: float = 5.0
-    sections: tuple[str, ...] = ("table1", "timing", "performance", "robustness", "panels", "gif")
+    agreement_states: int = 100
+    """Held-out teacher states for the map-agreement section (:mod:`digr.evaluation.agreement`)."""
+    sections: tuple[str, ...] = ("agreement", "table1", "timing", "performance", "robustness", "panels", "gif")
     """Sections to include."""
 
 
-SECTIONS = ("table1", "timing", "performance", "robustness", "panels", "gif")
+SECTIONS = ("agreement", "table1", "timing", "performance", "robustness", "panels", "gif")
+
+SPIKE_TOP1 = 0.5
+"""A student map with more than this share of its mass in its 1% largest pixels is flagged as a
+spike: it may score well on masks (Table 1) while showing a few dots, not the decision's region."""
+GOAL_CC, GOAL_SHARE = 0.7, 0.8
+"""Map agreement a DIGR student should reach (cc, share)."""
 
 
 def _fmt_eps(eps: float) -> str:
@@ -556,6 +564,77 @@ def _header(rep: _Report) -> None:
         rep.md += ["", "The checkpoints were made by:", "",
                    *_cmd_block([f"# {k}\n{v}" for k, v in commands.items()])]
     rep.md.append("")
+
+
+def student_recipe(run_dir: Path | None) -> str:
+    """The recipe a student run folder records (``config.json`` -> ``distill.recipe``); ``"paper"``
+    for runs made before recipes existed (Table 3 settings plus whatever options they name), ``"—"``
+    when there is no readable run config."""
+    if run_dir is None or not (run_dir / "config.json").is_file():
+        return "—"
+    try:
+        cfg = json.loads((run_dir / "config.json").read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return "—"
+    d = cfg.get("distill") if isinstance(cfg, dict) else None
+    if not isinstance(d, dict):
+        return "—"
+    recipe = str(d.get("recipe", "paper"))
+    return recipe if d.get("use_igr", True) else f"{recipe}, --no-igr"
+
+
+def agreement_reading(a: Mapping[str, Any]) -> str:
+    """One-word reading of an agreement row for the table: spike / meets goal / below goal."""
+    if a["top1"] > SPIKE_TOP1:
+        return f"**spike** (top1 > {SPIKE_TOP1})"
+    if a["cc"] >= GOAL_CC and a["share"] >= GOAL_SHARE:
+        return "meets goal"
+    return "below goal"
+
+
+def _agreement(rep: _Report) -> None:
+    from digr.evaluation.agreement import map_agreement
+
+    cfg, pipe = rep.cfg, rep.pipe
+    rep.md += ["## Map agreement with the teacher's perturbation map (no masks)", ""]
+    students = [r for r in rep.roles if r != "teacher"]
+    if not students:
+        rep.skip("agreement", "no student in this pipeline folder")
+        return
+    base = {"states": cfg.agreement_states, "seed": cfg.seed, "radius": rep.spec.perturbation_radius,
+            "teacher": rep.digests["teacher"]}
+
+    def measure(role: str) -> dict[str, Any]:
+        # the held-out states and reference maps are kept in eval/ (npz) and shared by every role
+        nets = {} if role == "teacher_vg" else {role: rep.net(role)}
+        res = map_agreement(nets, rep.net("teacher"), rep.spec.name, states=cfg.agreement_states,
+                            seed=cfg.seed, cache=rep.pipe.dir / EVAL_DIR)
+        return res[role].as_dict()
+
+    res = {"teacher_vg": rep.cache("agreement-teacher", base, lambda: measure("teacher_vg"))}
+    for r in students:
+        res[r] = rep.cache(f"agreement-{_cache_slug(r)}", {**base, "policy": rep.digests[r]},
+                           lambda r=r: measure(r))
+    cmd = rep.command("evaluate", "agreement", "--teacher", rep.paths["teacher"],
+                      *[x for r in students for x in ("--policy", rep.paths[r])], "--task", rep.spec.name,
+                      "--states", str(cfg.agreement_states), "--seed", str(cfg.seed), "--json")
+    rep.md += [f"On {cfg.agreement_states} held-out states from the teacher's own sampled rollouts (none of "
+               "them in the DIGR dataset), each policy's vanilla-gradient map is compared with the teacher's "
+               f"Gaussian-blur perturbation map (radius {rep.spec.perturbation_radius}): **cc** is their "
+               "Pearson correlation, **share** the policy's gradient mass on pixels where the perturbation "
+               "map exceeds 0.1, **top1** its mass in its 1% largest pixels (a spike scores near 1). "
+               f"Means with 95% intervals; goal: cc >= {GOAL_CC}, share >= {GOAL_SHARE}; the teacher's own "
+               "gradient is the baseline.", "", *_cmd_block([cmd]),
+               "| Policy | recipe | cc | share | top1 | reading |", "|---|---|---:|---:|---:|---|"]
+    for r, a in res.items():
+        recipe = "—" if r == "teacher_vg" else student_recipe(pipe.run_dir(r))
+        label = "teacher (own VG, baseline)" if r == "teacher_vg" else r
+        reading = "baseline" if r == "teacher_vg" else agreement_reading(a)
+        rep.md.append(f"| {label} | {recipe} | {a['cc']:.3f} ± {a['cc_ci95']:.3f} "
+                      f"| {a['share']:.3f} ± {a['share_ci95']:.3f} | {a['top1']:.3f} | {reading} |")
+    rep.md.append("")
+    rep.done("agreement")
+    rep.summary["agreement"] = res
 
 
 def _table1(rep: _Report) -> None:
@@ -820,7 +899,7 @@ def _gif(rep: _Report) -> None:
 
 
 SECTION_WRITERS: dict[str, Callable[[_Report], None]] = {
-    "table1": _table1, "timing": _timing, "performance": _performance, "robustness": _robustness,
+    "agreement": _agreement, "table1": _table1, "timing": _timing, "performance": _performance, "robustness": _robustness,
     "panels": _panels, "gif": _gif,
 }
 
@@ -830,7 +909,7 @@ def _check_config(cfg: ReportConfig) -> None:
     if unknown:
         raise DigrError(f"unknown report section(s) {', '.join(unknown)}; choose from {', '.join(SECTIONS)}")
     for name in ("states", "episodes", "robustness_episodes", "batch_size", "repeats", "panel_states",
-                 "gif_frames"):
+                 "gif_frames", "agreement_states"):
         check_int(name, getattr(cfg, name))
     check_int("seed", cfg.seed, minimum=0)
     if not cfg.timing_max_seconds > 0 or not cfg.gif_fps > 0:
