@@ -170,8 +170,10 @@ class Pipeline:
         from digr.distill.trainer import train_student
 
         c = self.config
+        # DIGR uses the default recipe; the baseline is the paper's "policy distillation only":
+        # the teacher's architecture, freshly initialised, the KL term alone.
         cfg = DistillConfig.for_task(
-            self.spec, steps=c.student_steps, eval_every=c.student_eval_every,
+            self.spec, recipe="default" if kind == "digr" else "paper", steps=c.student_steps, eval_every=c.student_eval_every,
             eval_episodes=c.student_eval_episodes, seed=c.seed,
             use_igr=(kind == "digr"))
         dataset = self.out / "dataset" if kind == "digr" else None

@@ -12,10 +12,19 @@ def _args(*extra):
                                       "--out", "o", *extra])
 
 
-def test_defaults_are_table_3():
-    cfg = config_from_args(_args())
+def test_recipe_paper_is_table_3():
+    cfg = config_from_args(_args("--recipe", "paper"))
     assert (cfg.alpha, cfg.threshold, cfg.learning_rate, cfg.optimizer) == (0.01, 0.1, 1e-3, "adam")
     assert cfg.igr_normalizer == "max" and cfg.margin_l1_weight == 0.0 and cfg.match_weight == 0.0
+    assert not cfg.warm_start and cfg.student_input_blur == 0
+
+
+def test_defaults_are_the_default_recipe_with_table_3_optimiser():
+    cfg = config_from_args(_args())
+    assert (cfg.recipe, cfg.alpha, cfg.igr_normalizer, cfg.warm_start, cfg.student_input_blur) == \
+        ("default", 10.0, "mean", True, 2.0)
+    assert (cfg.threshold, cfg.learning_rate, cfg.optimizer) == (0.1, 1e-3, "adam")
+    assert config_from_args(_args("--student-input-blur", "0")).student_input_blur == 0
 
 
 def test_extension_options_are_forwarded():

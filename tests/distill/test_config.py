@@ -5,12 +5,27 @@ from digr.envs import get_task
 from digr.errors import DigrError
 
 
-def test_table3_defaults_per_task():
-    rfg = DistillConfig.for_task(get_task("red-fetch-green"))
+def test_table3_defaults_per_task_are_the_paper_recipe():
+    rfg = DistillConfig.for_task(get_task("red-fetch-green"), recipe="paper")
     assert (rfg.alpha, rfg.learning_rate, rfg.optimizer, rfg.threshold, rfg.buffer_size, rfg.igr_normalizer) == \
         (0.01, 1e-3, "adam", 0.1, 10_000, "max")
-    drive = DistillConfig.for_task(get_task("highway"))
+    assert (rfg.recipe, rfg.warm_start, rfg.student_input_blur) == ("paper", False, 0.0)
+    drive = DistillConfig.for_task(get_task("highway"), recipe="paper")
     assert (drive.alpha, drive.learning_rate, drive.optimizer) == (1.0, 2e-4, "rmsprop")
+
+
+@pytest.mark.parametrize("task", ["red-fetch-green", "breakout", "highway"])
+def test_default_recipe_is_the_same_on_every_task_with_the_blur_from_the_radius(task):
+    spec = get_task(task)
+    cfg = DistillConfig.for_task(spec)
+    assert cfg.recipe == "default" and cfg.warm_start and cfg.igr_normalizer == "mean" and cfg.alpha == 10.0
+    assert cfg.student_input_blur == spec.perturbation_radius / 2
+    # Table 3's optimiser settings stay the task's
+    assert (cfg.learning_rate, cfg.optimizer) == (spec.distill["learning_rate"], spec.distill["optimizer"])
+    # an option given explicitly wins over the recipe
+    assert DistillConfig.for_task(spec, student_input_blur=0.0, alpha=1.0).student_input_blur == 0.0
+    with pytest.raises(DigrError, match="unknown recipe"):
+        DistillConfig.for_task(spec, recipe="magic")
 
 
 def test_overrides_and_none_values():

@@ -10,10 +10,17 @@ NAME = "distill"
 HELP = "train a student by policy distillation with selective input-gradient regularisation (DIGR)"
 DESCRIPTION = HELP + """
 
-The student (the teacher's architecture, freshly initialised) acts in the environment and fills
-an online state buffer; each update combines KL(teacher || student) on buffer states with the
-selective input-gradient penalty (eq. 4) on the saliency dataset through PCGrad. Defaults are the
-task's Table 3 settings. Rerunning with the same --out continues from the last checkpoint; the run
+The student acts in the environment and fills an online state buffer; each update combines
+KL(teacher || student) on buffer states with the selective input-gradient penalty (eq. 4) on the
+saliency dataset through PCGrad. Settings: the task's Table 3 values, then the --recipe, then any
+option given.
+
+Recipes:
+  default  the teacher's network behind a fixed Gaussian blur of radius/2 pixels (its gradient map
+           is smooth at the perturbation map's scale), warm-started from the teacher, eq. 4 with
+           the mean normaliser (the penalised share of gradient mass), alpha 10. Same on every task.
+  paper    Table 3 as printed: the teacher's architecture freshly initialised, eq. 4 with eq. 2's
+           max-normalised map, the task's alpha. Rerunning with the same --out continues from the last checkpoint; the run
 folder gets config.json, policy/ (digr checkpoint), resume/ and metrics.jsonl."""
 
 
@@ -23,9 +30,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="the teacher's saliency dataset from 'digr dataset' (not needed with --no-igr)")
     add_task(p)
     p.add_argument("--out", required=True, help="run folder (created; resumed if it exists)")
+    p.add_argument("--recipe", choices=["default", "paper"], default="default",
+                   help="named settings to start from (default: default; paper: Table 3 as printed)")
     p.add_argument("--alpha", type=float, default=None,
-                   help="weight of the KL term (eq. 5; default: the task's, Table 3; the mean normaliser needs "
-                        "a larger one, 10 on red-fetch-green)")
+                   help="weight of the KL term (eq. 5; default: the recipe's, 10, or with --recipe paper the "
+                        "task's Table 3 value)")
     p.add_argument("--threshold", type=float, default=None,
                    help="saliency threshold lambda of eq. 4 (default 0.1)")
     p.add_argument("--steps", type=nonneg_int, default=None, help="total updates (default 3000)")
@@ -33,9 +42,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-igr", action="store_true",
                    help="policy distillation only (the paper's baseline), same code path")
     p.add_argument("--igr-normalizer", choices=["max", "kept_max", "detached_max", "mean", "topk"], default=None,
-                   help="normaliser of the student's map inside eq. 4 (default max: eq. 2 literally; mean: the "
-                        "penalised share of gradient mass; topk: the mean of the map's K largest values, which "
-                        "rewards a map spread over K pixels instead of one spike)")
+                   help="normaliser of the student's map inside eq. 4 (default: the recipe's, mean: the "
+                        "penalised share of gradient mass; max: eq. 2 literally, --recipe paper; topk: the mean of "
+                        "the map's K largest values)")
     p.add_argument("--igr-topk", type=pos_int, default=None, metavar="K",
                    help="K of --igr-normalizer topk (default 64)")
     p.add_argument("--match-weight", type=float, default=None,
@@ -62,7 +71,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--student-input-blur", type=float, default=None, metavar="SIGMA",
                    help="student architecture beyond the paper: a fixed Gaussian blur of SIGMA pixels in front "
                         "of the teacher's network, so that the student's gradient map is smooth at that scale "
-                        "(default 0: none)")
+                        "(default: the recipe's, radius/2; 0: none)")
     p.add_argument("--init", default=None, metavar="CKPT",
                    help="warm start beyond the paper: the student starts from this policy checkpoint's weights "
                         "('teacher': the --teacher checkpoint); it must have the student's architecture or be "
@@ -92,7 +101,7 @@ def config_from_args(args: argparse.Namespace):
     from digr.envs import get_task
 
     return DistillConfig.for_task(
-        get_task(args.task), alpha=args.alpha, threshold=args.threshold, steps=args.steps, seed=args.seed,
+        get_task(args.task), recipe=args.recipe, alpha=args.alpha, threshold=args.threshold, steps=args.steps, seed=args.seed,
         use_igr=False if args.no_igr else None,
         igr_normalizer=args.igr_normalizer, igr_topk=args.igr_topk, match_weight=args.match_weight,
         match_threshold=args.match_threshold,
@@ -110,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
 
     spec = get_task(args.task)
     cfg = config_from_args(args)
-    init = args.teacher if args.init == "teacher" else args.init
+    init = args.teacher if args.init == "teacher" else args.init  # None: the recipe's warm start
     stats = train_student(args.teacher, args.dataset, spec.name, args.out, cfg, init=init,
                           show_progress=not args.no_progress and not args.json)
     emit({"task": spec.name, "out": str(args.out), **stats}, as_json=args.json)

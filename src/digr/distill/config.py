@@ -14,9 +14,48 @@ RESUMABLE_FIELDS = frozenset({"steps", "eval_every", "eval_episodes", "checkpoin
 """Fields that may change when a run folder is resumed; all others must match ``config.json``."""
 
 
+RECIPES = ("default", "paper")
+"""Named DIGR recipes (:func:`recipe_settings`)."""
+
+
+def recipe_settings(recipe: str, spec) -> dict[str, Any]:
+    """The settings a named recipe adds to the task's Table 3 values (``spec.distill``).
+
+    * ``"paper"``: nothing -- the paper's loss as printed (eq. 4 with eq. 2's max-normalised map,
+      Table 3's alpha), a freshly initialised student with the teacher's architecture.
+    * ``"default"``: the recipe digr uses unless told otherwise, the same on every task, its one
+      scale derived from the task's perturbation radius ``r``:
+
+      - the student is the teacher's network behind a fixed Gaussian blur of ``r / 2`` pixels
+        (``student_input_blur``), so its input gradient varies smoothly at the scale of the
+        teacher's perturbation map instead of singling out pixels;
+      - it starts from the teacher's weights (``warm_start``; the blur has no weights), which a
+        blurred student needs: from a fresh start it barely learned the teacher's actions;
+      - eq. 4 divides its map by the map's mean (``igr_normalizer="mean"``), so the IGR term is the
+        share of gradient mass on penalised pixels and a spike earns nothing;
+      - ``alpha`` 10, the weight that keeps the KL term in step with that share-sized IGR term.
+
+      Why these parts, and what each buys, is measured in ``results/recipe-ablation.md``.
+    """
+    if recipe == "paper":
+        return {}
+    if recipe == "default":
+        return {"igr_normalizer": "mean", "alpha": 10.0, "warm_start": True,
+                "student_input_blur": spec.perturbation_radius / 2}
+    raise DigrError(f"unknown recipe {recipe!r}; choose one of: {', '.join(RECIPES)}")
+
+
 @dataclass(frozen=True)
 class DistillConfig:
     """Student training settings (paper section 3, eq. 4-5; appendix A, Table 3)."""
+
+    recipe: str = "paper"
+    """The named recipe these settings started from (:func:`recipe_settings`); recorded so that
+    reports say which recipe made each student. :meth:`for_task` defaults to ``"default"``; a bare
+    ``DistillConfig()`` is the paper's settings."""
+    warm_start: bool = False
+    """Start the student from the teacher's weights (the teacher's architecture, or the blurred /
+    pooled student built from it) instead of a fresh initialisation."""
 
     alpha: float = 0.01
     """Weight of the distillation term in ``L = IGR + alpha * KL`` (eq. 5, Table 3)."""
@@ -115,6 +154,8 @@ class DistillConfig:
                 raise DigrError(f"student_fls must be one of {', '.join(VARIANTS)}, got {self.student_fls!r}")
         for name in ("student_input_pool", "igr_topk"):
             check_int(name, getattr(self, name))
+        if self.recipe not in RECIPES:
+            raise DigrError(f"recipe must be one of {', '.join(RECIPES)}, got {self.recipe!r}")
         if not (isinstance(self.student_input_blur, (int, float)) and 0 <= self.student_input_blur < 1e4):
             raise DigrError(f"student_input_blur must be a number of pixels >= 0, got {self.student_input_blur!r}")
         if self.match_threshold is not None and not self.threshold <= self.match_threshold <= 1.0:
@@ -158,11 +199,13 @@ class DistillConfig:
         return cls(**{k: v for k, v in d.items() if k in known}).validate()
 
     @classmethod
-    def for_task(cls, spec, **overrides: Any) -> "DistillConfig":
-        """Table 3 defaults of ``spec`` (a :class:`digr.envs.TaskSpec`) with ``overrides``
-        (``None`` values are ignored, so CLI options that were not given keep the default)."""
+    def for_task(cls, spec, *, recipe: str = "default", **overrides: Any) -> "DistillConfig":
+        """Table 3 defaults of ``spec`` (a :class:`digr.envs.TaskSpec`), then the named ``recipe``'s
+        settings (:func:`recipe_settings`), then ``overrides`` (``None`` values are ignored, so CLI
+        options that were not given keep the recipe's value)."""
         known = {f.name for f in fields(cls)}
-        merged = {**spec.distill, **{k: v for k, v in overrides.items() if v is not None}}
+        merged = {**spec.distill, **recipe_settings(recipe, spec), "recipe": recipe,
+                  **{k: v for k, v in overrides.items() if v is not None}}
         unknown = set(merged) - known
         if unknown:
             raise DigrError(f"unknown DIGR settings: {', '.join(sorted(unknown))}")
@@ -220,4 +263,4 @@ class DatasetConfig:
         return replace(cls(), **merged).validate()
 
 
-__all__ = ["DatasetConfig", "DistillConfig", "OPTIMIZERS", "RESUMABLE_FIELDS"]
+__all__ = ["DatasetConfig", "DistillConfig", "OPTIMIZERS", "RECIPES", "RESUMABLE_FIELDS", "recipe_settings"]

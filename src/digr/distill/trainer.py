@@ -295,7 +295,8 @@ def train_student(
 
     ``dataset`` is the folder made by :func:`digr.distill.dataset.build_dataset` for this teacher
     and task (may be None with ``config.use_igr=False``, the distillation-only baseline).
-    ``config`` defaults to the task's Table 3 settings. ``init`` (a policy checkpoint) warm-starts
+    ``config`` defaults to the task's default recipe (``DistillConfig.for_task(spec)``). ``init``
+    (a policy checkpoint; default: the teacher when ``config.warm_start``) warm-starts
     the student from its weights instead of a fresh initialisation: the checkpoint must have the
     student's architecture, or be its unpooled base when the student pools its input (weights then
     folded by :func:`digr.models.cnn.pooled_state_dict`). A resumed run ignores ``init``'s weights
@@ -335,6 +336,8 @@ def train_student(
         "policy": student_config.to_dict(), "distill": cfg.to_dict(),
     }
     init_state = None
+    if init is None and cfg.warm_start:
+        init = teacher_path
     if init is not None:
         init_path = resolve(init)
         init_state = _init_weights(load_policy(init_path, task=spec.name), student_config, init_path)

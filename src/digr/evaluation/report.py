@@ -567,9 +567,9 @@ def _header(rep: _Report) -> None:
 
 
 def student_recipe(run_dir: Path | None) -> str:
-    """The recipe a student run folder records (``config.json`` -> ``distill.recipe``); ``"paper"``
-    for runs made before recipes existed (Table 3 settings plus whatever options they name), ``"—"``
-    when there is no readable run config."""
+    """The recipe a student run folder records (``config.json`` -> ``distill.recipe``); for runs made
+    before recipes existed, ``"paper"`` or, if they used an extension, ``"paper + extensions"``;
+    ``"—"`` when there is no readable run config."""
     if run_dir is None or not (run_dir / "config.json").is_file():
         return "—"
     try:
@@ -579,7 +579,13 @@ def student_recipe(run_dir: Path | None) -> str:
     d = cfg.get("distill") if isinstance(cfg, dict) else None
     if not isinstance(d, dict):
         return "—"
-    recipe = str(d.get("recipe", "paper"))
+    recipe = d.get("recipe")
+    if recipe is None:  # a run made before recipes: the paper's, unless it used an extension
+        plain = (d.get("igr_normalizer", "max") == "max" and not d.get("adv_eps") and not d.get("match_weight")
+                 and not d.get("margin_l1_weight") and d.get("student_input_pool", 1) == 1
+                 and d.get("student_fls") is None and "init_sha256" not in cfg)
+        recipe = "paper" if plain else "paper + extensions"
+    recipe = str(recipe)
     return recipe if d.get("use_igr", True) else f"{recipe}, --no-igr"
 
 
