@@ -39,6 +39,17 @@ def pos_int(text: str) -> int:
     return v
 
 
+def thread_count(text: str) -> int:
+    """A torch thread count: 1 .. 4 per CPU core (a huge count makes torch crash, not just slow)."""
+    import os
+
+    v = pos_int(text)
+    top = (os.cpu_count() or 1) * 4
+    if v > top:
+        raise argparse.ArgumentTypeError(f"must be at most {top} (4 per CPU core), got {v}")
+    return v
+
+
 def emit(result: dict[str, Any], *, as_json: bool) -> None:
     """Print a result: one JSON object with ``--json``, else aligned ``key: value`` lines."""
     if as_json:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from digr.cli.common import add_policy, add_task, emit, eps_value, nonneg_int, pos_int
+from digr.cli.common import add_policy, add_task, emit, eps_value, nonneg_int, pos_int, thread_count
 
 NAME = "distill"
 HELP = "train a student by policy distillation with selective input-gradient regularisation (DIGR)"
@@ -89,7 +89,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="updates between checkpoints (default 500)")
     p.add_argument("--log-every", type=pos_int, default=None,
                    help="updates between rows of metrics.jsonl (default 50)")
-    p.add_argument("--threads", type=pos_int, default=None, help="torch threads")
+    p.add_argument("--threads", type=thread_count, default=None, help="torch threads")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from digr.cli.common import add_policy, add_task, emit, nonneg_int, pos_int
+from digr.cli.common import add_policy, add_task, emit, nonneg_int, pos_int, thread_count
 
 NAME = "timing"
 HELP = "milliseconds per saliency map at batch 1 for every method (+ DIGR's vanilla gradient on a student)"
@@ -33,10 +33,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-seconds", type=float, default=8.0,
                    help="about how long the timed calls of one method may take (default 8)")
     p.add_argument("--device", default="cpu", help="cpu | cuda (default cpu)")
-    p.add_argument("--threads", type=nonneg_int, default=1,
+    p.add_argument("--threads", type=thread_count, default=1,
                    help="torch CPU threads (default 1: batch-1 maps are too small to gain from more, and "
-                        "extra threads on a busy machine slowed maps down up to 10x in our runs; "
-                        "0: torch's default)")
+                        "extra threads on a busy machine slowed maps down up to 10x in our runs)")
     p.add_argument("--seed", type=nonneg_int, default=0,
                    help="the observation is env.reset(seed=SEED) (default 0)")
     p.add_argument("--json", action="store_true", help="print one JSON object")

@@ -59,7 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="digr", description="Make RL policies explain themselves: saliency, DIGR distillation, evaluation.")
     parser.add_argument("--version", action="version", version=f"digr {__version__}")
     parser.add_argument("--torch-threads", type=int, default=None, metavar="N",
-                        help="torch CPU threads for any command (default: torch's own choice)")
+                        help="torch CPU threads for any command (default 1: digr's networks are small, and "
+                             "torch's own choice collapses when other jobs share the cores; a command's "
+                             "--threads, where it has one, still applies)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     add_commands(sub, COMMANDS)
@@ -75,12 +77,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     debug = os.environ.get("DIGR_DEBUG") == "1"
     try:
-        if args.torch_threads is not None:
-            if args.torch_threads <= 0:
-                raise DigrError(f"--torch-threads must be > 0, got {args.torch_threads}")
-            import torch
+        threads = 1 if args.torch_threads is None else args.torch_threads
+        if not 0 < threads <= (os.cpu_count() or 1) * 4:
+            raise DigrError(f"--torch-threads must be in [1, {(os.cpu_count() or 1) * 4}] "
+                            f"(4 per CPU core at most), got {threads}")
+        import torch
 
-            torch.set_num_threads(args.torch_threads)
+        torch.set_num_threads(threads)
         return int(args.func(args) or 0)
     except DigrError as exc:
         if debug:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from digr.cli.common import emit, eps_value, nonneg_int, pos_int
+from digr.cli.common import emit, eps_value, nonneg_int, pos_int, thread_count
 
 NAME = "report"
 HELP = "write DIR/report.md for a pipeline folder: Table 1, timing, performance, robustness, figures"
@@ -74,7 +74,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="timing budget per method in seconds (default 8)")
     p.add_argument("--device", default="cpu",
                    help="cpu | cuda for the saliency benchmark and timing (default cpu)")
-    p.add_argument("--threads", type=pos_int, default=None, help="torch CPU threads (default: torch's own)")
+    p.add_argument("--threads", type=thread_count, default=None, help="torch CPU threads (default: torch's own)")
     p.add_argument("--panel-states", type=pos_int, default=4,
                    help="states in the saliency panels (default 4)")
     p.add_argument("--gif-frames", type=pos_int, default=120,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from digr.cli.common import add_task, nonneg_int
+from digr.cli.common import add_task, thread_count
 
 FLS_VARIANTS = ("sparse", "sparse-sum", "dense")  # = digr.models.fls.VARIANTS (checked by a test)
 
@@ -29,7 +29,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint-every", type=int, default=None, help="steps between checkpoints")
     p.add_argument("--vec-env", choices=["dummy", "subproc"], default=None,
                    help="run envs in this process (dummy) or one process each (subproc)")
-    p.add_argument("--threads", type=nonneg_int, default=None, help="torch threads")
+    p.add_argument("--threads", type=thread_count, default=None, help="torch threads")
     p.add_argument("--fls", choices=list(FLS_VARIANTS), default=None,
                    help="train a Free-Lunch Saliency network instead of the plain one: sparse (FLS + "
                         "flatten), sparse-sum (FLS + sum-pool), dense (stride-1 trunk + FLS + sum-pool); "
