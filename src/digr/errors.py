@@ -20,3 +20,20 @@ def check_int(name: str, value: object, *, minimum: int = 1, maximum: int | None
             kind = {1: "a positive integer", 0: "a non-negative integer"}.get(minimum, f"an integer >= {minimum}")
         raise DigrError(f"{name} must be {kind}, got {value!r}")
     return int(value)
+
+
+MAX_SEED = 2**32 - 1
+"""Largest seed digr accepts (NumPy's legacy seeding and Gymnasium's resets take 32 bits)."""
+MAX_ENVS = 1024
+"""Most environments one process may step (each holds a simulator and its frames)."""
+
+
+def check_finite(name: str, value: object) -> float:
+    """``value`` as a float if it is a finite real number (not a bool), else :class:`DigrError`:
+    NaN passes every ``<`` / ``>`` range check, so it needs its own."""
+    import math
+    import numbers
+
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+        raise DigrError(f"{name} must be a finite number, got {value!r}")
+    return float(value)

@@ -141,7 +141,10 @@ def read_versioned_json(path: Path, *, owner: str, fmt: str, version: int, kind:
         raise DigrError(f"{owner}: {Path(path).name} is corrupt ({exc})") from None
     if not isinstance(obj, dict) or obj.get("format") != fmt:
         raise DigrError(f"{owner}: {Path(path).name} is not a {kind}")
-    if obj.get("format_version", 0) > version:
+    fv = obj.get("format_version", 0)
+    if isinstance(fv, bool) or not isinstance(fv, int):
+        raise DigrError(f"{owner}: {Path(path).name} has format_version {fv!r}, not an integer")
+    if fv > version:
         raise DigrError(f"{owner} has format version {obj['format_version']}; this digr reads up to {version}")
     return obj
 

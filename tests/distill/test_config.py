@@ -47,3 +47,19 @@ def test_dataset_defaults_come_from_the_task():
 def test_config_roundtrip():
     cfg = DistillConfig(alpha=0.3, max_grad_norm=1.0)
     assert DistillConfig.from_dict(cfg.to_dict()) == cfg
+
+
+@pytest.mark.parametrize("field,value", [("alpha", float("nan")), ("learning_rate", float("nan")),
+                                         ("threshold", float("inf")), ("seed", -1), ("seed", 2**40),
+                                         ("n_envs", 10**8), ("adv_eps", float("nan"))])
+def test_nan_huge_and_negative_settings_are_refused(field, value):
+    with pytest.raises(DigrError, match=field):
+        DistillConfig(**{field: value}).validate()
+
+
+@pytest.mark.parametrize("field,value", [("learning_rate", float("nan")), ("seed", -3), ("n_envs", 10**8)])
+def test_ppo_settings_are_checked_the_same_way(field, value):
+    from digr.rl.config import PPOConfig
+
+    with pytest.raises(DigrError, match=field):
+        PPOConfig(**{field: value}).validate()

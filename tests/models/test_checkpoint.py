@@ -62,3 +62,40 @@ def test_bad_checkpoints_give_clear_errors(tmp_path, rfg_policy, tiny_policy, da
         (tmp_path / "other" / "model.safetensors").replace(ck / "model.safetensors")
     with pytest.raises(DigrError, match=msg):
         load_policy(ck, task="red-fetch-green")
+
+
+@pytest.mark.parametrize("field,value", [
+    ("obs_shape", [3, 64]), ("obs_shape", [3, -64, 64]), ("n_actions", "4"), ("n_actions", 10**9),
+    ("hidden", 2.5), ("convs", [[16, 8, 8]]), ("convs", [[10**9, 8, 8, 0]]), ("convs", [[16, 100, 1, 0]]),
+    ("convs", []), ("input_blur", "x"), ("obs_shape", [3, float("inf"), 64]),
+])
+def test_hostile_checkpoint_configs_are_one_line_errors(tmp_path, field, value):
+    """Sizes are checked before anything is built: no huge allocation, no traceback."""
+    import json
+
+    from digr.models import PolicyConfig, PolicyNet, load_policy, save_policy
+
+    cfg = PolicyConfig(obs_shape=(3, 64, 64), n_actions=4, convs=((4, 8, 8, 0),), hidden=8)
+    ck = save_policy(PolicyNet(cfg), tmp_path / "ck", task="red-fetch-green")
+    doc = json.loads((ck / "config.json").read_text())
+    doc["policy"][field] = value
+    (ck / "config.json").write_text(json.dumps(doc))
+    with pytest.raises(DigrError):
+        load_policy(ck)
+
+
+def test_version_as_a_string_and_mismatched_weights_are_refused(tmp_path):
+    import json
+
+    from digr.models import PolicyConfig, PolicyNet, load_policy, save_policy
+
+    cfg = PolicyConfig(obs_shape=(3, 64, 64), n_actions=4, convs=((4, 8, 8, 0),), hidden=8)
+    ck = save_policy(PolicyNet(cfg), tmp_path / "ck", task="red-fetch-green")
+    doc = json.loads((ck / "config.json").read_text())
+    (ck / "config.json").write_text(json.dumps({**doc, "format_version": "1"}))
+    with pytest.raises(DigrError, match="format_version"):
+        load_policy(ck)
+    doc["policy"]["hidden"] = 4096  # a valid but different network: caught before it is built
+    (ck / "config.json").write_text(json.dumps(doc))
+    with pytest.raises(DigrError, match="do not match"):
+        load_policy(ck)

@@ -141,6 +141,17 @@ class DistillConfig:
     """Threads torch may use in the trainer process (None: leave torch's setting alone)."""
 
     def validate(self) -> "DistillConfig":
+        from digr.errors import MAX_ENVS, MAX_SEED, check_finite
+
+        for name in ("alpha", "threshold", "learning_rate", "adv_eps", "adv_weight", "match_weight",
+                     "margin_l1_weight", "student_input_blur"):
+            check_finite(name, getattr(self, name))
+        for name in ("match_threshold", "max_grad_norm"):
+            if getattr(self, name) is not None:
+                check_finite(name, getattr(self, name))
+        check_int("seed", self.seed, minimum=0, maximum=MAX_SEED)
+        check_int("eval_seed", self.eval_seed, minimum=0, maximum=MAX_SEED)
+        check_int("n_envs", self.n_envs, maximum=MAX_ENVS)
         for name in ("buffer_size", "batch_size", "n_envs", "checkpoint_every", "log_every"):
             if getattr(self, name) <= 0:
                 raise DigrError(f"{name} must be > 0, got {getattr(self, name)}")

@@ -76,8 +76,10 @@ def load_policy(path: str | Path, *, task: str | None = None) -> PolicyNet:
     path = resolve(path)
     config = read_config(path)
     try:
-        pcfg = PolicyConfig.from_dict(config["policy"])
-    except (KeyError, TypeError, ValueError) as exc:
+        pcfg = PolicyConfig.from_dict(config.get("policy"))
+    except DigrError as exc:
+        raise DigrError(f"checkpoint {path}: {exc}") from None
+    except (KeyError, TypeError, ValueError, OverflowError) as exc:
         raise DigrError(f"checkpoint {path}: policy config is invalid ({exc})") from None
     if task is not None:
         from digr.envs import get_task
@@ -98,6 +100,14 @@ def load_policy(path: str | Path, *, task: str | None = None) -> PolicyNet:
             raise DigrError(f"checkpoint {path}: tensor {name} is {t.dtype}, not floating point")
         if not bool(torch.isfinite(t).all()):
             raise DigrError(f"checkpoint {path}: tensor {name} holds NaN or inf values")
+    # Compare shapes on a network without storage before allocating the real one: a config
+    # that declares huge layers must not allocate them when its weights do not even match.
+    with torch.device("meta"):
+        want = {k: tuple(v.shape) for k, v in PolicyNet(pcfg).state_dict().items()}
+    have = {k: tuple(v.shape) for k, v in state.items()}
+    if want != have:
+        diff = sorted(set(want) ^ set(have)) or [k for k in want if want[k] != have[k]]
+        raise DigrError(f"checkpoint {path}: weights do not match its config (first difference: {diff[0]})")
     policy = PolicyNet(pcfg)
     try:
         policy.load_state_dict(state, strict=True)

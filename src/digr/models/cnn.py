@@ -96,20 +96,67 @@ class PolicyConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "PolicyConfig":
-        """Inverse of :meth:`to_dict`; accepts configs written before ``pool`` and ``attention``."""
+        """Inverse of :meth:`to_dict`; accepts configs written before ``pool`` and ``attention``.
+
+        Read from files anyone may have written, so every size is checked (:meth:`check_sizes`)
+        before a network is built from it: a wrong type, a negative or absurd size, a conv spec of
+        the wrong length or a kernel larger than its input is one :class:`DigrError`.
+        """
+        from digr.errors import DigrError, check_int
+
+        if not isinstance(d, dict):
+            raise DigrError("policy config must be a JSON object")
+
+        def ints(name: str, v: object, n: int | None = None) -> tuple[int, ...]:
+            if not isinstance(v, (list, tuple)) or (n is not None and len(v) != n):
+                raise DigrError(f"policy config: {name} must be a list" + (f" of {n} integers" if n else ""))
+            return tuple(check_int(name, x, minimum=0) for x in v)
+
         attention = d.get("attention")
-        return cls(
-            obs_shape=tuple(int(x) for x in d["obs_shape"]),
-            n_actions=int(d["n_actions"]),
-            convs=tuple(tuple(int(x) for x in c) for c in d["convs"]),
-            hidden=int(d["hidden"]),
+        blur = d.get("input_blur", 0.0)
+        if isinstance(blur, bool) or not isinstance(blur, (int, float)):
+            raise DigrError(f"policy config: input_blur must be a number, got {blur!r}")
+        convs = d.get("convs")
+        if not isinstance(convs, (list, tuple)) or not convs:
+            raise DigrError("policy config: convs must be a non-empty list of [out, kernel, stride, padding]")
+        cfg = cls(
+            obs_shape=ints("obs_shape", d.get("obs_shape"), 3),
+            n_actions=check_int("n_actions", d.get("n_actions")),
+            convs=tuple(ints("convs entry", c, 4) for c in convs),
+            hidden=check_int("hidden", d.get("hidden")),
             pool=str(d.get("pool", "flatten")),
             attention=None if attention is None else str(attention),
-            attention_channels=int(d.get("attention_channels", ATTENTION_CHANNELS)),
-            attention_kernel=int(d.get("attention_kernel", ATTENTION_KERNEL)),
-            input_pool=int(d.get("input_pool", 1)),
-            input_blur=float(d.get("input_blur", 0.0)),
+            attention_channels=check_int("attention_channels", d.get("attention_channels", ATTENTION_CHANNELS)),
+            attention_kernel=check_int("attention_kernel", d.get("attention_kernel", ATTENTION_KERNEL)),
+            input_pool=check_int("input_pool", d.get("input_pool", 1)),
+            input_blur=float(blur),
         )
+        return cfg.check_sizes().validate()
+
+    MAX_SIZE = 4096
+    """Largest channel count, width, frame side or action count a checkpoint may declare."""
+
+    def check_sizes(self) -> "PolicyConfig":
+        """Return ``self``, or :class:`DigrError` if a size is out of range or a layer's kernel does
+        not fit its input (checked layer by layer, without building anything)."""
+        from digr.errors import DigrError, check_int
+
+        top = self.MAX_SIZE
+        for name, v in (("obs_shape", self.obs_shape), ("n_actions", (self.n_actions,)),
+                        ("hidden", (self.hidden,)), ("attention_channels", (self.attention_channels,))):
+            for x in v:
+                check_int(name, x, maximum=top)
+        h, w = self.obs_shape[1] // self.input_pool, self.obs_shape[2] // self.input_pool
+        for i, (c, k, s, p) in enumerate(self.convs):
+            check_int(f"conv {i} channels", c, maximum=top)
+            check_int(f"conv {i} kernel", k, maximum=top)
+            check_int(f"conv {i} stride", s, maximum=top)
+            check_int(f"conv {i} padding", p, minimum=0, maximum=top)
+            if k > h + 2 * p or k > w + 2 * p:
+                raise DigrError(f"policy config: conv {i}'s kernel {k} is larger than its input {h}x{w} "
+                                f"(padding {p})")
+            h, w = (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1
+        return self
 
     @classmethod
     def for_task(cls, spec) -> "PolicyConfig":

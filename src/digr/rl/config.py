@@ -56,6 +56,12 @@ class PPOConfig:
         return self.n_envs * self.n_steps // self.n_minibatches
 
     def validate(self) -> "PPOConfig":
+        from digr.errors import MAX_ENVS, MAX_SEED, check_finite, check_int
+
+        for name in ("learning_rate", "gamma", "gae_lambda", "ent_coef", "vf_coef", "max_grad_norm", "clip_range"):
+            check_finite(name, getattr(self, name))
+        check_int("seed", self.seed, minimum=0, maximum=MAX_SEED)
+        check_int("n_envs", self.n_envs, maximum=MAX_ENVS)
         if self.total_timesteps < 0:
             raise DigrError(f"timesteps must be >= 0, got {self.total_timesteps}")
         for name in ("n_envs", "n_steps", "n_epochs", "n_minibatches", "checkpoint_every"):
