@@ -15,7 +15,7 @@ def _args(*extra):
 def test_recipe_paper_is_table_3():
     cfg = config_from_args(_args("--recipe", "paper"))
     assert (cfg.alpha, cfg.threshold, cfg.learning_rate, cfg.optimizer) == (0.01, 0.1, 1e-3, "adam")
-    assert cfg.igr_normalizer == "max" and cfg.margin_l1_weight == 0.0 and cfg.match_weight == 0.0
+    assert cfg.igr_normalizer == "max" and cfg.adv_eps == 0.0
     assert not cfg.warm_start and cfg.student_input_blur == 0
 
 
@@ -27,16 +27,17 @@ def test_defaults_are_the_default_recipe_with_table_3_optimiser():
     assert config_from_args(_args("--student-input-blur", "0")).student_input_blur == 0
 
 
-def test_extension_options_are_forwarded():
-    cfg = config_from_args(_args("--alpha", "10", "--igr-normalizer", "mean", "--margin-l1-weight", "0.3",
-                                 "--match-weight", "0.5", "--match-threshold", "0.4", "--steps", "7"))
-    assert (cfg.alpha, cfg.igr_normalizer, cfg.margin_l1_weight) == (10.0, "mean", 0.3)
-    assert (cfg.match_weight, cfg.match_threshold, cfg.steps) == (0.5, 0.4, 7)
+def test_options_are_forwarded():
+    cfg = config_from_args(_args("--alpha", "3", "--igr-normalizer", "max", "--steps", "7",
+                                 "--student-input-blur", "1.5"))
+    assert (cfg.alpha, cfg.igr_normalizer, cfg.steps, cfg.student_input_blur) == (3.0, "max", 7, 1.5)
 
 
-def test_negative_margin_l1_weight_is_refused():
-    with pytest.raises(DigrError, match="margin_l1_weight"):
-        config_from_args(_args("--margin-l1-weight", "-1"))
+def test_retired_options_are_gone():
+    with pytest.raises(SystemExit):
+        _args("--margin-l1-weight", "1")
+    with pytest.raises(SystemExit):
+        _args("--igr-normalizer", "kept_max")
 
 
 def test_adversarial_options():

@@ -41,20 +41,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed (default 0)")
     p.add_argument("--no-igr", action="store_true",
                    help="policy distillation only (the paper's baseline), same code path")
-    p.add_argument("--igr-normalizer", choices=["max", "kept_max", "detached_max", "mean", "topk"], default=None,
+    p.add_argument("--igr-normalizer", choices=["max", "mean", "topk"], default=None,
                    help="normaliser of the student's map inside eq. 4 (default: the recipe's, mean: the "
                         "penalised share of gradient mass; max: eq. 2 literally, --recipe paper; topk: the mean of "
                         "the map's K largest values)")
     p.add_argument("--igr-topk", type=pos_int, default=None, metavar="K",
                    help="K of --igr-normalizer topk (default 64)")
-    p.add_argument("--match-weight", type=float, default=None,
-                   help="extension beyond the paper: weight of a term pulling the student's saliency "
-                        "up to the teacher's where eq. 4 keeps it (default 0: off)")
-    p.add_argument("--match-threshold", type=float, default=None,
-                   help="the match term covers pixels whose teacher saliency exceeds this (default: --threshold)")
-    p.add_argument("--margin-l1-weight", type=float, default=None,
-                   help="extension beyond the paper: weight of the L1 norm of the input gradient of the "
-                        "student's action margin, for robustness (default 0: off)")
     p.add_argument("--adv-eps", type=eps_value, default=None, metavar="EPS",
                    help="extension beyond the paper: adversarial distillation, KL(teacher(s) || student(s')) "
                         "with s' the MAD attack on the student within this L-inf radius, e.g. 16/255 (default 0: off)")
@@ -103,9 +95,7 @@ def config_from_args(args: argparse.Namespace):
     return DistillConfig.for_task(
         get_task(args.task), recipe=args.recipe, alpha=args.alpha, threshold=args.threshold, steps=args.steps, seed=args.seed,
         use_igr=False if args.no_igr else None,
-        igr_normalizer=args.igr_normalizer, igr_topk=args.igr_topk, match_weight=args.match_weight,
-        match_threshold=args.match_threshold,
-        margin_l1_weight=args.margin_l1_weight, adv_eps=args.adv_eps, adv_weight=args.adv_weight,
+        igr_normalizer=args.igr_normalizer, igr_topk=args.igr_topk, adv_eps=args.adv_eps, adv_weight=args.adv_weight,
         adv_steps=args.adv_steps, student_fls=args.student_fls,
         student_input_pool=args.student_input_pool, student_input_blur=args.student_input_blur, pcgrad=False if args.no_pcgrad else None,
         batch_size=args.batch_size, learning_rate=args.learning_rate, n_envs=args.n_envs,

@@ -78,25 +78,10 @@ class DistillConfig:
     "policy distillation only" baseline through the same code path (``--no-igr``)."""
     igr_normalizer: str = "max"
     """Normaliser of the student's gradient map inside eq. 4 (tasks may set their own default):
-    ``max`` (eq. 2 literally),
-    ``kept_max``, ``detached_max``, ``mean`` or ``topk``; see :func:`digr.distill.losses.selective_penalty`."""
+    ``max`` (eq. 2 literally), ``mean`` or ``topk``; see :func:`digr.distill.losses.selective_penalty`."""
     igr_topk: int = 64
     """``k`` of the ``topk`` normaliser: the student's map is divided by the mean of its ``k``
     largest values (only with ``igr_normalizer="topk"``; 1 would be eq. 2's max)."""
-    match_weight: float = 0.0
-    """Weight of an extension beyond the paper added to the IGR term: the student's max-normalised
-    saliency is pulled up to the teacher's on the pixels eq. 4 keeps
-    (:func:`digr.distill.losses.kept_match_penalty`). 0 (default) is the paper's loss."""
-    match_threshold: float | None = None
-    """The match term covers pixels with teacher saliency ``M_p`` above this (None: ``threshold``).
-    At lambda itself it also covers the blur's spill onto floor next to the objects, which the
-    student can only match by giving empty floor a gradient."""
-    margin_l1_weight: float = 0.0
-    """Weight of an extension beyond the paper added to the IGR term: the L1 norm of the input
-    gradient of the student's action margin ``z_a* - logsumexp_{b != a*} z_b`` on the IGR batch
-    (:func:`digr.distill.losses.margin_gradient_l1`). Eq. 4 with a scale-invariant normaliser
-    (``mean``) does not bound the gradient's size, and an L-inf attack's first-order effect on the
-    margin is eps times this norm. 0 (default) is the paper's loss."""
     adv_eps: float = 0.0
     """An extension beyond the paper: L-inf radius (pixel scale ``[0, 1]``, ``k / 255`` = ``k`` grey
     levels) of adversarial distillation. With ``adv_eps > 0`` the distillation objective becomes
@@ -143,12 +128,10 @@ class DistillConfig:
     def validate(self) -> "DistillConfig":
         from digr.errors import MAX_ENVS, MAX_SEED, check_finite
 
-        for name in ("alpha", "threshold", "learning_rate", "adv_eps", "adv_weight", "match_weight",
-                     "margin_l1_weight", "student_input_blur"):
+        for name in ("alpha", "threshold", "learning_rate", "adv_eps", "adv_weight", "student_input_blur"):
             check_finite(name, getattr(self, name))
-        for name in ("match_threshold", "max_grad_norm"):
-            if getattr(self, name) is not None:
-                check_finite(name, getattr(self, name))
+        if self.max_grad_norm is not None:
+            check_finite("max_grad_norm", self.max_grad_norm)
         check_int("seed", self.seed, minimum=0, maximum=MAX_SEED)
         check_int("eval_seed", self.eval_seed, minimum=0, maximum=MAX_SEED)
         check_int("n_envs", self.n_envs, maximum=MAX_ENVS)
@@ -169,18 +152,12 @@ class DistillConfig:
             raise DigrError(f"recipe must be one of {', '.join(RECIPES)}, got {self.recipe!r}")
         if not (isinstance(self.student_input_blur, (int, float)) and 0 <= self.student_input_blur < 1e4):
             raise DigrError(f"student_input_blur must be a number of pixels >= 0, got {self.student_input_blur!r}")
-        if self.match_threshold is not None and not self.threshold <= self.match_threshold <= 1.0:
-            raise DigrError(f"match_threshold must be in [threshold, 1], got {self.match_threshold}")
-        if self.margin_l1_weight < 0:
-            raise DigrError(f"margin_l1_weight must be >= 0, got {self.margin_l1_weight}")
         if not 0.0 <= self.adv_eps <= 1.0:
             raise DigrError(f"adv_eps must be in [0, 1] (pixel scale: 8/255 = {8 / 255:.4f}), got {self.adv_eps}")
         if self.adv_weight < 0:
             raise DigrError(f"adv_weight must be >= 0, got {self.adv_weight}")
         if self.adv_steps < 1:
             raise DigrError(f"adv_steps must be >= 1, got {self.adv_steps}")
-        if self.match_weight < 0:
-            raise DigrError(f"match_weight must be >= 0, got {self.match_weight}")
         if self.alpha < 0:
             raise DigrError(f"alpha must be >= 0, got {self.alpha}")
         if not 0.0 <= self.threshold <= 1.0:

@@ -108,9 +108,7 @@ class Distiller:
             if igr_obs is None or igr_maps is None:
                 raise DigrError("a DIGR update needs an IGR batch (igr_obs, igr_maps)")
             igr, igr_metrics = igr_loss(self.student, igr_obs, igr_maps, threshold=cfg.threshold,
-                                         normalizer=cfg.igr_normalizer, topk=cfg.igr_topk,
-                                         match_weight=cfg.match_weight, match_threshold=cfg.match_threshold,
-                                         margin_l1_weight=cfg.margin_l1_weight)
+                                         normalizer=cfg.igr_normalizer, topk=cfg.igr_topk)
             g_igr = flat_grad(igr, self.params)  # double backprop through the input gradient
             if cfg.pcgrad:
                 g, conflict = pcgrad(g_igr, g_kl)
