@@ -207,3 +207,42 @@ def test_kill_9_during_generation_then_rerun_completes(tmp_path, teacher_ckpt):
     ref = dataset_mod.collect_states(load_policy(teacher_ckpt), TASK, 2, keep_prob=0.25,
                                      rng=np.random.default_rng(np.random.SeedSequence([0, 0])))
     assert np.array_equal(ds.states[:2].numpy(), ref[0])
+
+
+@pytest.mark.parametrize("field,value", [("count", "8"), ("complete", "yes"), ("shards", {}),
+                                         ("shards", [{"index": 0, "file": "../x.npz", "count": 4}]),
+                                         ("shapes", {"states": "3x64x64"})])
+def test_manifest_with_wrong_types_is_one_line_error(tmp_path, tiny_dataset, field, value):
+    import json
+    import shutil
+
+    from digr.distill import load_dataset
+    from digr.errors import DigrError
+
+    ds = tmp_path / "ds"
+    shutil.copytree(tiny_dataset, ds)
+    m = json.loads((ds / "manifest.json").read_text())
+    m[field] = value
+    (ds / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(DigrError, match="manifest.json"):
+        load_dataset(ds)
+
+
+def test_truncated_shard_outside_the_manifest_is_removed_and_remade(tmp_path, teacher_ckpt):
+    """A shard renamed into place just before a kill but damaged is dropped and made again."""
+    import json
+
+    from digr.distill import DatasetConfig, build_dataset, load_dataset
+
+    out = tmp_path / "ds"
+    cfg = DatasetConfig(size=8, shard_size=4, radius=4, stride=8)
+    build_dataset(teacher_ckpt, "red-fetch-green", out, cfg, workers=1)
+    good = (out / "shard-00001.npz").read_bytes()
+    m = json.loads((out / "manifest.json").read_text())
+    m["shards"] = m["shards"][:1]
+    m["count"], m["complete"] = 4, False
+    (out / "manifest.json").write_text(json.dumps(m))
+    (out / "shard-00001.npz").write_bytes(good[: len(good) // 2])  # BadZipFile when read
+    build_dataset(teacher_ckpt, "red-fetch-green", out, cfg, workers=1)
+    assert (out / "shard-00001.npz").read_bytes() == good
+    assert len(load_dataset(out)) == 8

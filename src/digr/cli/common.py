@@ -39,6 +39,22 @@ def pos_int(text: str) -> int:
     return v
 
 
+def device_name(text: str) -> str:
+    """``cpu``, or ``cuda`` / ``cuda:N`` when this torch build sees that GPU."""
+    import torch
+
+    if text == "cpu":
+        return text
+    if text == "cuda" or (text.startswith("cuda:") and text[5:].isdigit()):
+        n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        index = int(text[5:]) if ":" in text else 0
+        if index < n:
+            return text
+        raise argparse.ArgumentTypeError(f"{text} is not available here (this torch sees {n} CUDA device(s)); "
+                                         "use cpu")
+    raise argparse.ArgumentTypeError(f"expected cpu, cuda or cuda:N, got {text!r}")
+
+
 def thread_count(text: str) -> int:
     """A torch thread count: 1 .. 4 per CPU core (a huge count makes torch crash, not just slow)."""
     import os

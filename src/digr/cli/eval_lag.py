@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from digr.cli.common import add_policy, add_task, emit, nonneg_int, pos_int, thread_count
+from digr.cli.common import add_policy, add_task, emit, nonneg_int, pos_int, thread_count, device_name
 
 NAME = "lag"
 HELP = "real-time lag (frames at 20 fps) of the perturbation map vs DIGR's vanilla gradient (Figure 6)"
@@ -46,7 +46,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="first tick of the figure (default: the last COLUMNS ticks)")
     p.add_argument("--seed", type=nonneg_int, default=0,
                    help="episode e is env.reset(seed=SEED+e) (default 0)")
-    p.add_argument("--device", default="cpu", help="cpu | cuda (default cpu)")
+    p.add_argument("--device", type=device_name, default="cpu", help="cpu | cuda (default cpu)")
     p.add_argument("--threads", type=thread_count, default=1,
                    help="torch CPU threads (default 1, as `digr evaluate timing`)")
     p.add_argument("--out", default=None, metavar="DIR", help="write lag.png and lag.json into DIR")

@@ -6,7 +6,7 @@ import argparse
 import json
 from typing import Any
 
-from digr.cli.common import add_policy, add_task, emit, nonneg_int, pos_int, thread_count
+from digr.cli.common import add_policy, add_task, emit, nonneg_int, pos_int, thread_count, device_name
 
 NAME = "saliency"
 HELP = "saliency quality on Red-Fetch-Green's ground-truth masks: important / unimportant / AUC (Table 1)"
@@ -51,7 +51,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=pos_int, default=64, help="states per saliency call (default 64)")
     p.add_argument("--setting", type=setting, action="append", default=[], metavar="KEY=VALUE",
                    help="method setting overriding the paper's default, e.g. stride=4 (repeatable)")
-    p.add_argument("--device", default="cpu", help="cpu | cuda (default cpu)")
+    p.add_argument("--device", type=device_name, default="cpu", help="cpu | cuda (default cpu)")
     p.add_argument("--threads", type=thread_count, default=None,
                    help="torch CPU threads (default: torch's own; 1 is steadiest on a busy machine)")
     p.add_argument("--exact-auc", action="store_true", help="keep every pixel value for an exact AUC")

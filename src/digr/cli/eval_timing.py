@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from digr.cli.common import add_policy, add_task, emit, nonneg_int, pos_int, thread_count
+from digr.cli.common import add_policy, add_task, emit, nonneg_int, pos_int, thread_count, device_name
 
 NAME = "timing"
 HELP = "milliseconds per saliency map at batch 1 for every method (+ DIGR's vanilla gradient on a student)"
@@ -32,7 +32,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="timed calls per method (default 20; fewer for slow ones)")
     p.add_argument("--max-seconds", type=float, default=8.0,
                    help="about how long the timed calls of one method may take (default 8)")
-    p.add_argument("--device", default="cpu", help="cpu | cuda (default cpu)")
+    p.add_argument("--device", type=device_name, default="cpu", help="cpu | cuda (default cpu)")
     p.add_argument("--threads", type=thread_count, default=1,
                    help="torch CPU threads (default 1: batch-1 maps are too small to gain from more, and "
                         "extra threads on a busy machine slowed maps down up to 10x in our runs)")

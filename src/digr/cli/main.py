@@ -93,6 +93,19 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("digr: interrupted", file=sys.stderr)
         return 130
+    except OSError as exc:  # a path that cannot be read or written: the OS's reason, one line
+        if debug:
+            raise
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"digr: error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 1
+    except Exception as exc:  # noqa: BLE001 - the last resort: never a traceback for a user
+        if debug:
+            raise
+        first = (str(exc).strip().splitlines() or [""])[0]
+        print(f"digr: error: unexpected {type(exc).__name__}: {first} (DIGR_DEBUG=1 shows the traceback)",
+              file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from digr.cli.common import emit, eps_value, nonneg_int, pos_int, thread_count
+from digr.cli.common import emit, eps_value, nonneg_int, pos_int, thread_count, device_name
 
 NAME = "report"
 HELP = "write DIR/report.md for a pipeline folder: Table 1, timing, performance, robustness, figures"
@@ -72,7 +72,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--repeats", type=pos_int, default=20, help="timed calls per method (default 20)")
     p.add_argument("--max-seconds", type=float, default=8.0,
                    help="timing budget per method in seconds (default 8)")
-    p.add_argument("--device", default="cpu",
+    p.add_argument("--device", type=device_name, default="cpu",
                    help="cpu | cuda for the saliency benchmark and timing (default cpu)")
     p.add_argument("--threads", type=thread_count, default=None, help="torch CPU threads (default: torch's own)")
     p.add_argument("--panel-states", type=pos_int, default=4,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from digr.cli.common import add_policy, add_task, emit, pos_int, thread_count
+from digr.cli.common import add_policy, add_task, emit, pos_int, thread_count, device_name
 
 NAME = "saliency"
 HELP = "saliency maps of a policy on states from its own greedy rollouts (npz + PNG panels)"
@@ -38,7 +38,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="perturbation score: kl = KL(pi(s)||pi(s')) (eq. 3, default); "
                         "greydanus = 0.5*||logits - logits'||^2")
     p.add_argument("--rows-per-panel", type=pos_int, default=4, help="states per PNG (default 4)")
-    p.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    p.add_argument("--device", type=device_name, default="cpu", help="torch device (default cpu)")
     p.add_argument("--threads", type=thread_count, default=None,
                    help="torch CPU threads (default: torch's choice; 1 is often fastest on a busy machine)")
     p.add_argument("--json", action="store_true", help="print one JSON object")

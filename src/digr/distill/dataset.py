@@ -28,6 +28,7 @@ import hashlib
 import math
 import multiprocessing as mp
 import os
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -197,7 +198,7 @@ def _read_shard(path: Path, *, count: int | None = None) -> dict[str, np.ndarray
     try:
         with np.load(path, allow_pickle=False) as z:
             arrays = {k: z[k] for k in ARRAYS}
-    except (OSError, ValueError, KeyError, EOFError) as exc:
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
         raise DigrError(f"dataset shard {path} is unreadable ({exc})") from None
     if count is not None and any(len(a) != count for a in arrays.values()):
         raise DigrError(f"dataset shard {path} holds {len(arrays['states'])} states, "
@@ -323,7 +324,36 @@ def _read_manifest(path: Path) -> dict[str, Any]:
         raise DigrError(f"{path} has no {MANIFEST}: not a digr dataset (make one with 'digr dataset')")
     manifest = read_versioned_json(mpath, owner=f"dataset {path}", fmt=FORMAT, version=FORMAT_VERSION,
                                    kind="digr saliency-dataset manifest")
+    _check_manifest(manifest, f"dataset {path}: {MANIFEST}")
     return manifest
+
+
+def _check_manifest(m: dict[str, Any], owner: str) -> None:
+    """Refuse a manifest whose fields have the wrong types (a hand-edited or foreign file) before
+    anything reads them: one :class:`DigrError` naming the field."""
+    def bad(field: str, what: str) -> DigrError:
+        return DigrError(f"{owner}: {field} must be {what}")
+
+    def is_int(v: object) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+
+    if not is_int(m.get("count")):
+        raise bad("count", "a non-negative integer")
+    if not isinstance(m.get("complete"), bool):
+        raise bad("complete", "true or false")
+    shapes = m.get("shapes")
+    if not isinstance(shapes, dict) or any(
+            not isinstance(shapes.get(k), list) or not all(is_int(x) for x in shapes[k])
+            for k in ("states", "maps", "probs")):
+        raise bad("shapes", "an object of integer lists (states, maps, probs)")
+    shards = m.get("shards")
+    if not isinstance(shards, list):
+        raise bad("shards", "a list")
+    for rec in shards:
+        if (not isinstance(rec, dict) or not is_int(rec.get("index")) or not is_int(rec.get("count"))
+                or not isinstance(rec.get("file"), str) or rec["file"] != Path(rec["file"]).name
+                or not rec["file"] or not isinstance(rec.get("sha256", ""), str)):
+            raise bad("every shard record", "{index, file (a plain file name), count, sha256}")
 
 
 def read_manifest(path: str | Path) -> dict[str, Any]:
