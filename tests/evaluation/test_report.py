@@ -52,6 +52,9 @@ def test_report_smoke_and_cache(tmp_path, capsys):
         assert summary["sections"][section] == "written", section
     assert set(summary["agreement"]) == {"teacher_vg", "digr", "distill-only"}
     assert "## Map agreement" in text and "| teacher (own VG, baseline) |" in text
+    assert "| uniform random actions (chance) |" in text
+    # Table 1's student VG rows carry the map-agreement reading
+    assert re.search(r"\| DIGR \|.*\| (\*\*spike\*\*|meets goal|below goal).*: map agreement cc", text)
     for f in ("timing.png", "performance.png", "robustness.png", "saliency_panels.png", "digr_episode.gif"):
         assert (d / "figures" / f).stat().st_size > 0
         if f != "digr_episode.gif":

@@ -15,6 +15,16 @@ ObsHook = Callable[[torch.Tensor], torch.Tensor]
 """Maps the policy input ``(B, C, H, W) float in [0, 1]`` to the input actually used (attacks)."""
 
 
+def uniform_policy(config) -> PolicyNet:
+    """A policy with ``config``'s shapes whose action distribution is uniform on every input (zero
+    policy head): evaluated with ``deterministic=False`` it is the chance level of a task."""
+    policy = PolicyNet(config)
+    with torch.no_grad():
+        policy.pi.weight.zero_()
+        policy.pi.bias.zero_()
+    return policy.eval()
+
+
 def evaluate_policy(
     policy: PolicyNet,
     task: str,

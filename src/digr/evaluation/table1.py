@@ -206,8 +206,12 @@ def _bound(result: dict) -> str:
 
 
 def render_table1(rows: list[Table1Row], *,
-                  title: str | None = "Table 1: saliency on Red-Fetch-Green") -> str:
-    """Markdown: the commands (one per row) followed by the table of ours vs. the paper's numbers."""
+                  title: str | None = "Table 1: saliency on Red-Fetch-Green",
+                  notes: dict[str, str] | None = None) -> str:
+    """Markdown: the commands (one per row) followed by the table of ours vs. the paper's numbers.
+
+    ``notes`` (row label -> text) fills a last "reading" column, e.g. a flag that a row's high AUC
+    comes from a spike map; rows without a note leave it empty (no column without notes)."""
     if not rows:
         from digr.errors import DigrError
 
@@ -227,17 +231,19 @@ def render_table1(rows: list[Table1Row], *,
     ]
     for r in rows:
         lines += [f"# {r.spec.label}", r.command]
+    notes = notes or {}
     lines += ["```", "",
               "| Row | Policy | Method | important (ours) | important (paper) | unimportant (ours) "
-              "| unimportant (paper) | AUC (ours) | AUC (paper) |",
-              "|---|---|---|---:|---:|---:|---:|---:|---:|"]
+              "| unimportant (paper) | AUC (ours) | AUC (paper) |" + (" reading |" if notes else ""),
+              "|---|---|---|---:|---:|---:|---:|---:|---:|" + ("---|" if notes else "")]
     for r in rows:
         p, res = r.spec.paper, r.result
         lines.append(
             f"| {r.spec.label} | `{display_path(r.spec.policy)}` | {r.spec.method} "
             f"| {res['important']:.2f} | {_num(p and p.important, '.2f')} "
             f"| {res['unimportant']:.2f} | {_num(p and p.unimportant, '.2f')} "
-            f"| {res['auc']:.3f}{_bound(res)} | {_num(p and p.auc, '.3f')} |")
+            f"| {res['auc']:.3f}{_bound(res)} | {_num(p and p.auc, '.3f')} |"
+            + (f" {notes.get(r.spec.label, '')} |" if notes else ""))
     bounds = [r.result.get("auc_error_bound", 0.0) for r in rows]
     worst = max(range(len(rows)), key=lambda i: bounds[i])
     lines += ["", f"AUC from {rows[0].result.get('auc_method', 'histogram')} counts; largest bound on "
