@@ -20,6 +20,7 @@ def test_default_recipe_is_the_same_on_every_task_with_the_blur_from_the_radius(
     cfg = DistillConfig.for_task(spec)
     assert cfg.recipe == "default" and cfg.warm_start and cfg.igr_normalizer == "mean" and cfg.alpha == 10.0
     assert cfg.student_input_blur == spec.perturbation_radius / 4
+    assert (cfg.adv_eps, cfg.adv_steps) == (8 / 255, 1)
     # Table 3's optimiser settings stay the task's
     assert (cfg.learning_rate, cfg.optimizer) == (spec.distill["learning_rate"], spec.distill["optimizer"])
     # an option given explicitly wins over the recipe

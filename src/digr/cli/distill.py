@@ -18,7 +18,8 @@ option given.
 Recipes:
   default  the teacher's network behind a fixed Gaussian blur of radius/4 pixels (its gradient map
            is smooth, as the perturbation map is), warm-started from the teacher, eq. 4 with
-           the mean normaliser (the penalised share of gradient mass), alpha 10. Same on every task.
+           the mean normaliser (the penalised share of gradient mass), alpha 10, adversarial
+           distillation at 8/255 (one MAD step). Same on every task.
   paper    Table 3 as printed: the teacher's architecture freshly initialised, eq. 4 with eq. 2's
            max-normalised map, the task's alpha. Rerunning with the same --out continues from the last checkpoint; the run
 folder gets config.json, policy/ (digr checkpoint), resume/ and metrics.jsonl."""
