@@ -41,8 +41,8 @@ def test_retired_options_are_gone():
 
 
 def test_adversarial_options():
-    cfg = config_from_args(_args())
-    assert cfg.adv_eps == 0.0
+    assert config_from_args(_args("--recipe", "paper")).adv_eps == 0.0
+    assert config_from_args(_args()).adv_eps == 8 / 255  # the default recipe's
     cfg = config_from_args(_args("--adv-eps", "16/255", "--adv-weight", "0.5", "--adv-steps", "2"))
     assert (cfg.adv_eps, cfg.adv_weight, cfg.adv_steps) == (16 / 255, 0.5, 2)
     with pytest.raises(DigrError, match="adv_eps"):
