@@ -98,8 +98,12 @@ class Pipeline:
         if self.state_path.exists():
             try:
                 state = json.loads(self.state_path.read_text())
-            except json.JSONDecodeError as exc:
+            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
                 raise DigrError(f"{self.state_path} is corrupt ({exc})") from None
+            if (not isinstance(state, dict) or not isinstance(state.get("teacher"), str)
+                    or not isinstance(state.get("stages"), dict)):
+                raise DigrError(f"{self.state_path} is not a pipeline state (task, teacher, stages); "
+                                "use another --out")
             if state.get("task") != self.spec.name:
                 raise DigrError(f"{self.out} holds a pipeline for task {state.get('task')!r}, "
                                 f"not {self.spec.name!r}; use another --out")

@@ -143,3 +143,22 @@ def test_claim_folder_accepts_new_empty_and_own(tmp_path):
     assert claim_folder(tmp_path / "new", "dataset") == tmp_path / "new"
     (tmp_path / "e").mkdir()
     claim_folder(tmp_path / "e", "student run")
+
+
+def test_out_of_range_topk_leaves_nothing_behind(tmp_path, teacher_ckpt, tiny_dataset):
+    from digr.distill import DistillConfig, train_student
+
+    cfg = DistillConfig(steps=1, batch_size=4, n_envs=2, buffer_size=8, eval_episodes=0,
+                        igr_normalizer="topk", igr_topk=64 * 64 + 1)
+    with pytest.raises(DigrError, match="igr_topk"):
+        train_student(teacher_ckpt, tiny_dataset, "red-fetch-green", tmp_path / "run", cfg)
+    assert not (tmp_path / "run").exists()
+
+
+def test_pipeline_state_that_is_not_an_object_is_refused(tmp_path, teacher_ckpt):
+    from digr.pipeline import Pipeline
+
+    (tmp_path / "p").mkdir()
+    (tmp_path / "p" / "pipeline.json").write_text("[1, 2]")
+    with pytest.raises(DigrError, match="not a pipeline state"):
+        Pipeline("red-fetch-green", tmp_path / "p", teacher=teacher_ckpt)

@@ -45,7 +45,7 @@ from digr.distill.dataset import SaliencyDataset, load_dataset
 from digr.distill.losses import distillation_loss, igr_loss
 from digr.distill.pcgrad import assign_flat_grad, flat_grad, pcgrad
 from digr.envs import get_task, make_env
-from digr.errors import DigrError
+from digr.errors import DigrError, check_int
 from digr.io import atomic_dir, atomic_write_json, atomic_write_text, claim_folder
 from digr.models.checkpoint import file_digest, load_policy, resolve, save_policy
 from digr.models.cnn import PolicyConfig, PolicyNet, to_tensor
@@ -342,6 +342,8 @@ def train_student(
         # Only runs with a warm start carry these keys, so older run folders still resume.
         info.update({"init": str(init_path), "init_sha256": file_digest(init_path)})
     info = json.loads(json.dumps(info))  # tuples -> lists, as they come back from config.json
+    if cfg.use_igr and cfg.igr_normalizer == "topk":  # refused here, not at the first update's output
+        check_int("igr_topk", cfg.igr_topk, maximum=spec.obs_shape[1] * spec.obs_shape[2])
     claim_folder(out, "student run")
     out.mkdir(parents=True, exist_ok=True)
     _check_run_config(out, info)

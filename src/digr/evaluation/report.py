@@ -203,6 +203,8 @@ def load_pipeline(directory: str | Path) -> Pipeline:
     paths: dict[str, Path | None] = {}
     for role in ROLES:
         given = info.get(ROLE_KEYS[role])
+        if given is not None and not isinstance(given, str):
+            raise DigrError(f"{PIPELINE_JSON}: {ROLE_KEYS[role]} must be a path (a string), got {given!r}")
         if given is not None:
             cand = Path(given) if Path(given).is_absolute() else d / given
             ckpt = _checkpoint(cand)
@@ -245,7 +247,7 @@ class JsonCache:
                 stored = json.loads(path.read_text())
             except (json.JSONDecodeError, UnicodeDecodeError):
                 stored = None
-            if isinstance(stored, dict) and stored.get("key") == key:
+            if isinstance(stored, dict) and stored.get("key") == key and "result" in stored:
                 self.hits.append(name)
                 return stored["result"]
         self.log(f"computing {name} ...")
@@ -518,6 +520,8 @@ class _Report:
         self.summary: dict[str, Any] = {"report": str(pipe.dir / REPORT_NAME), "task": self.spec.name,
                                         "sections": {}}
         self._nets: dict[str, Any] = {}
+        for role in self.roles:  # every checkpoint must fit the task before any output is written
+            self.net(role)
 
     def net(self, role: str):
         """The (CPU) policy of ``role``, loaded once."""
