@@ -71,3 +71,8 @@ def test_init_option_reaches_the_trainer(monkeypatch):
         args = _args(*(["--init", value] if value else []), "--json")
         assert distill.run(args) == 0
         assert seen[-1] == want
+
+
+def test_no_warm_start_option():
+    assert config_from_args(_args()).warm_start
+    assert not config_from_args(_args("--no-warm-start")).warm_start

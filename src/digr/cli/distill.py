@@ -70,6 +70,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "('teacher': the --teacher checkpoint); it must have the student's architecture or be "
                         "the unpooled network of a --student-input-pool student (first-layer weights folded "
                         "so that the student starts as that network on the block-averaged frame)")
+    p.add_argument("--no-warm-start", action="store_true",
+                   help="start the student from a fresh initialisation even where the recipe warm-starts it")
     p.add_argument("--no-pcgrad", action="store_true", help="sum the two gradients instead of PCGrad")
     p.add_argument("--batch-size", type=pos_int, default=None, help="states per batch (default 64)")
     p.add_argument("--learning-rate", type=float, default=None, help="learning rate (Table 3)")
@@ -98,7 +100,8 @@ def config_from_args(args: argparse.Namespace):
         use_igr=False if args.no_igr else None,
         igr_normalizer=args.igr_normalizer, igr_topk=args.igr_topk, adv_eps=args.adv_eps, adv_weight=args.adv_weight,
         adv_steps=args.adv_steps, student_fls=args.student_fls,
-        student_input_pool=args.student_input_pool, student_input_blur=args.student_input_blur, pcgrad=False if args.no_pcgrad else None,
+        student_input_pool=args.student_input_pool, student_input_blur=args.student_input_blur,
+        warm_start=False if args.no_warm_start else None, pcgrad=False if args.no_pcgrad else None,
         batch_size=args.batch_size, learning_rate=args.learning_rate, n_envs=args.n_envs,
         eval_every=args.eval_every, eval_episodes=args.eval_episodes,
         checkpoint_every=args.checkpoint_every, log_every=args.log_every, torch_threads=args.threads)
