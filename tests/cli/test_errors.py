@@ -74,6 +74,11 @@ def test_torch_threads_option(ckpts, capsys):
         assert torch.get_num_threads() == 1
         capsys.readouterr()
         assert main(["--torch-threads", "0", *_perf(ckpts / "good")]) == 2
-        assert "--torch-threads must be > 0" in capsys.readouterr().err
+        assert "--torch-threads must be in [1," in capsys.readouterr().err
+        assert main(["--torch-threads", "100000000", *_perf(ckpts / "good")]) == 2
+        assert "4 per CPU core at most" in capsys.readouterr().err
+        torch.set_num_threads(2)
+        assert main(_perf(ckpts / "good")) == 0
+        assert torch.get_num_threads() == 1  # the default: one thread
     finally:
         torch.set_num_threads(before)
