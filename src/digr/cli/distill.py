@@ -16,9 +16,10 @@ saliency dataset through PCGrad. Settings: the task's Table 3 values, then the -
 option given.
 
 Recipes:
-  default  the teacher's network warm-started from the teacher's weights, eq. 4 with the mean
-           normaliser (the penalised share of gradient mass), alpha 10, adversarial distillation
-           at 8/255 (one MAD step). Same on every task.
+  default  the teacher's network behind a fixed Gaussian blur of radius/4 pixels (its gradient map
+           is smooth, as the perturbation map is), warm-started from the teacher, eq. 4 with
+           the mean normaliser (the penalised share of gradient mass), alpha 10, adversarial
+           distillation at 8/255 (one MAD step). Same on every task.
   paper    Table 3 as printed: the teacher's architecture freshly initialised, eq. 4 with eq. 2's
            max-normalised map, the task's alpha. Rerunning with the same --out continues from the last checkpoint; the run
 folder gets config.json, policy/ (digr checkpoint), resume/ and metrics.jsonl."""
@@ -63,7 +64,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--student-input-blur", type=float, default=None, metavar="SIGMA",
                    help="student architecture beyond the paper: a fixed Gaussian blur of SIGMA pixels in front "
                         "of the teacher's network, so that the student's gradient map is smooth at that scale "
-                        "(default 0: none)")
+                        "(default: the recipe's, radius/4; 0: none)")
     p.add_argument("--init", default=None, metavar="CKPT",
                    help="warm start beyond the paper: the student starts from this policy checkpoint's weights "
                         "('teacher': the --teacher checkpoint); it must have the student's architecture or be "
