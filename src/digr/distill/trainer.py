@@ -209,8 +209,8 @@ def _recover_folders(out: Path) -> None:
         dest, old = out / name, out / f".{name}.old"
         if not dest.exists() and old.is_dir():  # killed between the two renames
             os.replace(old, dest)
-        for stale in out.glob(f".{name}.*"):
-            if stale.is_dir() and stale.name != f".{name}.old":
+        for stale in out.glob(f".{name}.*"):  # temp folders, and an old one already replaced
+            if stale.is_dir() and (stale.name != f".{name}.old" or dest.exists()):
                 shutil.rmtree(stale, ignore_errors=True)
 
 
