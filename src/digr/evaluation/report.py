@@ -349,6 +349,10 @@ def _cache_slug(role: str) -> str:
 
 
 # ------------------------------------------------------------------------------------------- config
+SECTIONS = ("agreement", "table1", "timing", "performance", "robustness", "panels", "gif")
+"""Report sections, in the order they are written."""
+
+
 @dataclass(frozen=True)
 class ReportConfig:
     """Sizes and options of ``digr report``; the defaults are the full-size run."""
@@ -387,11 +391,9 @@ class ReportConfig:
     gif_fps: float = 5.0
     agreement_states: int = 100
     """Held-out teacher states for the map-agreement section (:mod:`digr.evaluation.agreement`)."""
-    sections: tuple[str, ...] = ("agreement", "table1", "timing", "performance", "robustness", "panels", "gif")
-    """Sections to include."""
+    sections: tuple[str, ...] = SECTIONS
+    """Sections to include (default: all, in :data:`SECTIONS` order)."""
 
-
-SECTIONS = ("agreement", "table1", "timing", "performance", "robustness", "panels", "gif")
 
 SPIKE_TOP1 = 0.85
 """A student map with more than this share of its mass in its 1% largest pixels is flagged as a
