@@ -16,7 +16,7 @@ python3 - "$out" <<'PY'
 import json, sys
 o = sys.argv[1]
 d, a, p = (json.load(open(f"{o}.{k}.json")) for k in ("distill", "agreement", "performance"))
-ag = a["agreement"][next(k for k in a["agreement"] if k != "teacher_vg")]
+ag = a["agreement"][next(k for k in a["agreement"] if k not in ("reference", "teacher_vg"))]
 print(json.dumps({"run": o, "steps": d["steps"], "wall_s": d["wall_s"], "kl": d.get("distill/kl"),
                   "cc": ag["cc"], "share": ag["share"], "top1": ag["top1"],
                   "success": p.get("success_rate"), "return": p.get("mean_return")}))

@@ -24,6 +24,10 @@ def check_int(name: str, value: object, *, minimum: int = 1, maximum: int | None
 
 MAX_SEED = 2**32 - 1
 """Largest seed digr accepts (NumPy's legacy seeding and Gymnasium's resets take 32 bits)."""
+MAX_EPISODES = 1_000_000
+"""Most episodes one evaluation runs (their returns are kept in memory)."""
+MAX_STATES = 10_000_000
+"""Most states one command collects or explains."""
 MAX_ENVS = 1024
 """Most environments one process may step (each holds a simulator and its frames)."""
 

@@ -18,15 +18,24 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from digr.errors import DigrError
 
-__all__ = ["atomic_write", "atomic_write_text", "atomic_write_json", "atomic_dir", "replace_dir"]
+__all__ = [
+    "atomic_dir",
+    "atomic_write",
+    "atomic_write_json",
+    "atomic_write_text",
+    "recover_folders",
+    "replace_dir",
+]
 
 
 def _file_mode() -> int:
@@ -125,6 +134,21 @@ def atomic_dir(dest: str | Path) -> Iterator[Path]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def recover_folders(parent: str | Path, names: tuple[str, ...]) -> None:
+    """Undo what a kill during :func:`atomic_dir` left in ``parent`` for each folder name in
+    ``names``: an old folder still named ``.NAME.old`` (killed between :func:`replace_dir`'s two
+    renames) goes back in place, and digr's temporary ``.NAME.*`` folders are removed. Run it
+    before reading a run folder that is resumed."""
+    parent = Path(parent)
+    for name in names:
+        dest, old = parent / name, parent / f".{name}.old"
+        if not dest.exists() and old.is_dir():
+            os.replace(old, dest)
+        for stale in parent.glob(f".{name}.*"):  # temp folders, and an old one already replaced
+            if stale.is_dir() and (stale.name != f".{name}.old" or dest.exists()):
+                shutil.rmtree(stale, ignore_errors=True)
+
+
 def read_versioned_json(path: Path, *, owner: str, fmt: str, version: int, kind: str) -> dict[str, Any]:
     """Parse the JSON header ``path`` of a digr artefact and check its ``format`` and version.
 
@@ -150,6 +174,34 @@ def read_versioned_json(path: Path, *, owner: str, fmt: str, version: int, kind:
 
 
 
+_TEMPORARY = re.compile(r"^\..+\.([a-z0-9_]{8}\.tmp|[a-z0-9_]{8}|old)$")
+
+
+def is_temporary(name: str) -> bool:
+    """Whether ``name`` is one of the temporary names :func:`atomic_write` (``.NAME.XXXXXXXX.tmp``)
+    and :func:`atomic_dir` (``.NAME.XXXXXXXX``, ``.NAME.old``) give, which a kill may leave."""
+    return bool(_TEMPORARY.match(name))
+
+
+def tidy_folder(path: str | Path) -> None:
+    """Undo what kills left in digr's folder ``path`` (and its sub-folders): a ``.NAME.old`` whose
+    ``NAME`` is missing goes back in place (killed between :func:`replace_dir`'s two renames);
+    every other temporary name (:func:`is_temporary`) is removed. Only for folders digr made."""
+    path = Path(path)
+    for entry in sorted(path.rglob(".*"), key=lambda p: len(p.parts)):
+        if not is_temporary(entry.name) or not (entry.exists() or entry.is_symlink()):
+            continue
+        if entry.name.endswith(".old") and entry.is_dir() and not entry.is_symlink():
+            dest = entry.with_name(entry.name[1:-len(".old")])
+            if not dest.exists():
+                os.replace(entry, dest)
+                continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+
+
 # -- what a folder holds -----------------------------------------------------------------------------
 FOLDER_KINDS = ("checkpoint", "teacher run", "student run", "dataset", "pipeline")
 """The folders digr writes, as :func:`folder_kind` names them."""
@@ -165,7 +217,7 @@ def folder_kind(path: str | Path) -> str | None:
     if not path.is_dir():
         return "file"
     try:
-        names = {p.name for p in path.iterdir()}
+        names = {p.name for p in path.iterdir() if not is_temporary(p.name)}
     except OSError:
         return "other"
     if not names:
@@ -197,6 +249,8 @@ def claim_folder(path: str | Path, kind: str) -> Path:
     path = Path(path)
     have = folder_kind(path)
     if have is None or have == kind:
+        if path.is_dir():
+            tidy_folder(path)
         return path
     what = {"file": "a file", "other": "a folder with other content"}.get(have, f"a digr {have}")
     raise DigrError(f"{path} is {what}, not a {kind}; digr writes a {kind} only into a new or empty "

@@ -50,7 +50,7 @@ def test_report_smoke_and_cache(tmp_path, capsys):
     text = (d / "report.md").read_text()
     for section in ("agreement", "table1", "timing", "performance", "robustness", "panels", "gif"):
         assert summary["sections"][section] == "written", section
-    assert set(summary["agreement"]) == {"teacher_vg", "digr", "distill-only"}
+    assert set(summary["agreement"]) == {"reference", "teacher_vg", "digr", "distill-only"}
     assert "## Map agreement" in text and "| teacher (own VG, baseline) |" in text
     assert "| uniform random actions (chance) |" in text
     # Table 1's student VG rows carry the map-agreement reading

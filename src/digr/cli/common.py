@@ -39,6 +39,36 @@ def pos_int(text: str) -> int:
     return v
 
 
+def seed_value(text: str) -> int:
+    """A seed: an integer in ``[0, MAX_SEED]`` (32 bits, what NumPy and Gymnasium resets take)."""
+    from digr.errors import MAX_SEED
+
+    v = nonneg_int(text)
+    if v > MAX_SEED:
+        raise argparse.ArgumentTypeError(f"must be at most {MAX_SEED} (32 bits), got {v}")
+    return v
+
+
+from digr.errors import MAX_EPISODES, MAX_STATES  # noqa: E402 - beside their argparse types
+
+
+def bounded_count(top: int):
+    """An argparse type: an integer in ``[1, top]`` (a count whose arrays are allocated up front)."""
+
+    def count(text: str) -> int:
+        v = pos_int(text)
+        if v > top:
+            raise argparse.ArgumentTypeError(f"must be at most {top:,}, got {v:,}")
+        return v
+
+    count.__name__ = "count"
+    return count
+
+
+episode_count = bounded_count(MAX_EPISODES)
+state_count = bounded_count(MAX_STATES)
+
+
 def device_name(text: str) -> str:
     """``cpu``, or ``cuda`` / ``cuda:N`` when this torch build sees that GPU."""
     import torch

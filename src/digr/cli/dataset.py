@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from digr.cli.common import add_policy, add_task, emit, pos_int
+from digr.cli.common import add_policy, add_task, emit, pos_int, seed_value
 
 NAME = "dataset"
 HELP = "states from a teacher's rollouts with its Gaussian-blur perturbation maps (DIGR's dataset D)"
@@ -24,7 +24,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="dataset folder (created; continued if it exists)")
     p.add_argument("--workers", type=pos_int, default=None,
                    help="processes making shards (default: all local cores; 1 runs in this process)")
-    p.add_argument("--seed", type=int, default=0, help="seed (default 0)")
+    p.add_argument("--seed", type=seed_value, default=0, help="seed (default 0)")
     p.add_argument("--shard-size", type=pos_int, default=None, help="states per shard file (default 64)")
     p.add_argument("--stride", type=pos_int, default=None,
                    help="perturbation stride in pixels (default 1: a full-resolution map)")

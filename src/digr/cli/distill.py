@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import argparse
 
-from digr.cli.common import add_policy, add_task, emit, eps_value, nonneg_int, pos_int, thread_count
+from digr.cli.common import (
+    add_policy,
+    add_task,
+    emit,
+    eps_value,
+    nonneg_int,
+    pos_int,
+    seed_value,
+    thread_count,
+)
 
 NAME = "distill"
 HELP = "train a student by policy distillation with selective input-gradient regularisation (DIGR)"
@@ -39,7 +48,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threshold", type=float, default=None,
                    help="saliency threshold lambda of eq. 4 (default 0.1)")
     p.add_argument("--steps", type=nonneg_int, default=None, help="total updates (default 3000)")
-    p.add_argument("--seed", type=int, default=0, help="seed (default 0)")
+    p.add_argument("--seed", type=seed_value, default=0, help="seed (default 0)")
     p.add_argument("--no-igr", action="store_true",
                    help="policy distillation only (the paper's baseline), same code path")
     p.add_argument("--igr-normalizer", choices=["max", "mean", "topk"], default=None,

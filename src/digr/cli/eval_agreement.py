@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from digr.cli.common import add_policy, add_task, emit, nonneg_int, pos_int
+from digr.cli.common import add_policy, add_task, emit, seed_value, state_count
 
 NAME = "agreement"
 HELP = "map agreement (no masks needed): a policy's vanilla-gradient map vs the teacher's perturbation map"
@@ -28,8 +28,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--policy", action="append", required=True, metavar="CKPT",
                    help="policy (student) checkpoint or run folder to measure; repeatable")
     add_task(p)
-    p.add_argument("--states", type=pos_int, default=100, help="held-out states (default 100)")
-    p.add_argument("--seed", type=nonneg_int, default=0, help="seed of the held-out rollouts (default 0)")
+    p.add_argument("--states", type=state_count, default=100, help="held-out states (default 100)")
+    p.add_argument("--seed", type=seed_value, default=0, help="seed of the held-out rollouts (default 0)")
     p.add_argument("--radius", type=float, default=None,
                    help="perturbation radius of the reference maps (default: the task's, appendix A)")
     p.add_argument("--cache", default=None, metavar="DIR",

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import argparse
 
-from digr.cli.common import add_policy, add_task, emit, nonneg_int, pos_int, thread_count, device_name
+from digr.cli.common import (
+    add_policy,
+    add_task,
+    device_name,
+    emit,
+    nonneg_int,
+    pos_int,
+    seed_value,
+    thread_count,
+)
 
 NAME = "lag"
 HELP = "real-time lag (frames at 20 fps) of the perturbation map vs DIGR's vanilla gradient (Figure 6)"
@@ -44,7 +53,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--columns", type=pos_int, default=6, help="consecutive ticks in the figure (default 6)")
     p.add_argument("--start", type=nonneg_int, default=None,
                    help="first tick of the figure (default: the last COLUMNS ticks)")
-    p.add_argument("--seed", type=nonneg_int, default=0,
+    p.add_argument("--seed", type=seed_value, default=0,
                    help="episode e is env.reset(seed=SEED+e) (default 0)")
     p.add_argument("--device", type=device_name, default="cpu", help="cpu | cuda (default cpu)")
     p.add_argument("--threads", type=thread_count, default=1,

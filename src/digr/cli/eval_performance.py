@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from digr.cli.common import add_policy, add_task, emit, pos_int
+from digr.cli.common import add_policy, add_task, emit, episode_count, seed_value
 
 NAME = "performance"
 HELP = "success rate / return of a policy over N seeded episodes (greedy actions by default)"
@@ -13,8 +13,8 @@ HELP = "success rate / return of a policy over N seeded episodes (greedy actions
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_policy(p)
     add_task(p)
-    p.add_argument("--episodes", type=pos_int, default=100, help="episodes (default 100)")
-    p.add_argument("--seed", type=int, default=0, help="episode k resets with seed+k (default 0)")
+    p.add_argument("--episodes", type=episode_count, default=100, help="episodes (default 100)")
+    p.add_argument("--seed", type=seed_value, default=0, help="episode k resets with seed+k (default 0)")
     p.add_argument("--stochastic", action="store_true", help="sample actions instead of argmax")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 

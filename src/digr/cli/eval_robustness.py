@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from digr.cli.common import add_policy, add_task, emit, eps_value, pos_int
+from digr.cli.common import add_policy, add_task, emit, episode_count, eps_value, pos_int, seed_value
 
 NAME = "robustness"
 HELP = "success rate / return under an observation attack (fgsm | pgd | mi-fgsm | mad) of radius eps"
@@ -29,8 +29,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--attack", required=True, metavar="NAME", help="fgsm | pgd | mi-fgsm | mad")
     p.add_argument("--eps", required=True, type=eps_value, metavar="E",
                    help="L-inf radius in the [0, 1] pixel scale, 0 <= E <= 1 (e.g. 0.0314 or 8/255)")
-    p.add_argument("--episodes", type=pos_int, default=50, help="episodes (default 50, as in the paper)")
-    p.add_argument("--seed", type=int, default=0,
+    p.add_argument("--episodes", type=episode_count, default=50, help="episodes (default 50, as in the paper)")
+    p.add_argument("--seed", type=seed_value, default=0,
                    help="episode k resets with seed+k; also seeds the attack's random start (default 0)")
     p.add_argument("--steps", type=pos_int, default=None,
                    help="iterations of pgd / mi-fgsm / mad (default 10; fgsm is one step)")

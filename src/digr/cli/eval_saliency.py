@@ -6,7 +6,17 @@ import argparse
 import json
 from typing import Any
 
-from digr.cli.common import add_policy, add_task, emit, nonneg_int, pos_int, thread_count, device_name
+from digr.cli.common import (
+    add_policy,
+    add_task,
+    device_name,
+    emit,
+    nonneg_int,
+    pos_int,
+    seed_value,
+    state_count,
+    thread_count,
+)
 
 NAME = "saliency"
 HELP = "saliency quality on Red-Fetch-Green's ground-truth masks: important / unimportant / AUC (Table 1)"
@@ -43,9 +53,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="vanilla | guided_backprop | gradcam | integrated_gradients | smoothgrad | "
                         "perturbation | sarfa (aliases such as vg, ig accepted)")
     add_task(p)
-    p.add_argument("--states", type=pos_int, default=10_000,
+    p.add_argument("--states", type=state_count, default=10_000,
                    help="benchmark states (default 10000, as the paper)")
-    p.add_argument("--seed", type=nonneg_int, default=0, help="state k resets with seed+k (default 0)")
+    p.add_argument("--seed", type=seed_value, default=0, help="state k resets with seed+k (default 0)")
     p.add_argument("--moves", type=nonneg_int, default=0,
                    help="up to this many seeded random moves after each reset (default 0)")
     p.add_argument("--batch-size", type=pos_int, default=64, help="states per saliency call (default 64)")

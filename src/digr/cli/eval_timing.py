@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import argparse
 
-from digr.cli.common import add_policy, add_task, emit, nonneg_int, pos_int, thread_count, device_name
+from digr.cli.common import (
+    add_policy,
+    add_task,
+    device_name,
+    emit,
+    pos_int,
+    seed_value,
+    thread_count,
+)
 
 NAME = "timing"
 HELP = "milliseconds per saliency map at batch 1 for every method (+ DIGR's vanilla gradient on a student)"
@@ -36,7 +44,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=thread_count, default=1,
                    help="torch CPU threads (default 1: batch-1 maps are too small to gain from more, and "
                         "extra threads on a busy machine slowed maps down up to 10x in our runs)")
-    p.add_argument("--seed", type=nonneg_int, default=0,
+    p.add_argument("--seed", type=seed_value, default=0,
                    help="the observation is env.reset(seed=SEED) (default 0)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 

@@ -31,9 +31,14 @@ def run(args: argparse.Namespace) -> int:
     from digr.models.checkpoint import save_policy
     from digr.rl.sb3 import policy_from_sb3
 
+    from digr.envs import get_task
+    from digr.io import claim_folder
+
     path = Path(args.model)
     if not path.is_file():
         raise DigrError(f"SB3 model not found: {path}")
+    spec = get_task(args.task) if args.task is not None else None  # before the (slow, unsafe) unpickling
+    claim_folder(args.out, "checkpoint")
     from stable_baselines3 import PPO, A2C
 
     model = None
@@ -47,10 +52,7 @@ def run(args: argparse.Namespace) -> int:
         raise DigrError(f"cannot load {path} as an SB3 PPO/A2C model ({type(err).__name__}: {err})")
     policy = policy_from_sb3(model.policy)
     task = args.task
-    if task is not None:
-        from digr.envs import get_task
-
-        spec = get_task(task)
+    if spec is not None:
         if policy.config.obs_shape != spec.obs_shape or policy.config.n_actions != spec.n_actions:
             raise DigrError(f"model has observations {policy.config.obs_shape} and "
                             f"{policy.config.n_actions} actions; task {task!r} needs {spec.obs_shape} "

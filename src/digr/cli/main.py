@@ -21,6 +21,7 @@ COMMANDS = [
     "digr.cli.distill",
     "digr.cli.pipeline",
     "digr.cli.report",
+    "digr.cli.export",
 ]
 """Modules of the top-level sub-commands, in ``--help`` order; missing ones are skipped."""
 
@@ -33,6 +34,16 @@ EVALUATE = [
     "digr.cli.eval_lag",
 ]
 """Modules of the ``digr evaluate`` sub-commands."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with digr's error format: one ``digr: error:`` line (no usage block), exit 2.
+
+    Sub-command parsers are made with the parent's class, so this covers every command."""
+
+    def error(self, message: str):  # type: ignore[override]
+        sys.stderr.write(f"digr: error: {self.prog}: {message} (see {self.prog} --help)\n")
+        raise SystemExit(2)
 
 
 def _modules(names: list[str]):
@@ -55,7 +66,7 @@ def add_commands(subparsers, names: list[str]) -> None:
 def build_parser() -> argparse.ArgumentParser:
     from digr import __version__
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="digr", description="Make RL policies explain themselves: saliency, DIGR distillation, evaluation.")
     parser.add_argument("--version", action="version", version=f"digr {__version__}")
     parser.add_argument("--torch-threads", type=int, default=None, metavar="N",
@@ -99,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         where = f": {exc.filename}" if exc.filename else ""
         print(f"digr: error: {exc.strerror or exc}{where}", file=sys.stderr)
         return 1
-    except Exception as exc:  # noqa: BLE001 - the last resort: never a traceback for a user
+    except Exception as exc:
         if debug:
             raise
         first = (str(exc).strip().splitlines() or [""])[0]

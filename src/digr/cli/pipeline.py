@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from digr.cli.common import add_task, nonneg_int, pos_int
+from digr.cli.common import add_task, nonneg_int, pos_int, seed_value
 
 NAME = "pipeline"
 HELP = "run teacher -> dataset -> DIGR + distill-only students -> report (skips finished stages)"
@@ -23,7 +23,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--teacher", default=None, metavar="CKPT",
                    help="reuse this teacher checkpoint instead of training one")
     p.add_argument("--preset", default="full", help="budget preset: full | demo (default full)")
-    p.add_argument("--seed", type=int, default=None, help="seed of every stage (default 0)")
+    p.add_argument("--seed", type=seed_value, default=None, help="seed of every stage (default 0)")
     p.add_argument("--dataset-size", type=pos_int, default=None, help="override the dataset size")
     p.add_argument("--student-steps", type=nonneg_int, default=None, help="override the student updates")
     p.add_argument("--teacher-timesteps", type=nonneg_int, default=None, help="override PPO steps")

@@ -5,7 +5,16 @@ from __future__ import annotations
 import argparse
 import sys
 
-from digr.cli.common import emit, eps_value, nonneg_int, pos_int, thread_count, device_name
+from digr.cli.common import (
+    device_name,
+    emit,
+    episode_count,
+    eps_value,
+    pos_int,
+    seed_value,
+    state_count,
+    thread_count,
+)
 
 NAME = "report"
 HELP = "write DIR/report.md for a pipeline folder: Table 1, timing, performance, robustness, figures"
@@ -48,12 +57,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     from digr.evaluation.report import SECTIONS
 
     p.add_argument("dir", metavar="DIR", help="pipeline output folder (layout above)")
-    p.add_argument("--states", type=pos_int, default=10_000, help="saliency benchmark states (default 10000)")
+    p.add_argument("--states", type=state_count, default=10_000, help="saliency benchmark states (default 10000)")
     p.add_argument("--agreement-states", type=pos_int, default=100,
                    help="held-out teacher states for the map-agreement section (default 100)")
-    p.add_argument("--episodes", type=pos_int, default=100,
+    p.add_argument("--episodes", type=episode_count, default=100,
                    help="episodes per policy for performance (default 100)")
-    p.add_argument("--robustness-episodes", type=pos_int, default=50,
+    p.add_argument("--robustness-episodes", type=episode_count, default=50,
                    help="episodes per (attack, eps) point (default 50, as the paper)")
     p.add_argument("--eps", type=eps_value, nargs="+", default=None, metavar="E",
                    help="robustness eps sweep, [0, 1] pixel scale, fractions like 8/255 accepted "
@@ -63,7 +72,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=pos_int, default=1,
                    help="processes for the robustness sweep, one (attack, eps) point each at a time "
                         "(default 1; the rows do not depend on it)")
-    p.add_argument("--seed", type=nonneg_int, default=0,
+    p.add_argument("--seed", type=seed_value, default=0,
                    help="seed of states, episodes and attacks (default 0)")
     p.add_argument("--batch-size", type=pos_int, default=64, help="states per saliency call (default 64)")
     p.add_argument("--setting", type=method_setting, action="append", default=[], metavar="METHOD.KEY=VALUE",
@@ -91,6 +100,9 @@ def run(args: argparse.Namespace) -> int:
 
     if not args.max_seconds > 0:
         raise DigrError(f"--max-seconds must be > 0, got {args.max_seconds}")
+    bad_eps = [e for e in args.eps or () if not 0 <= e <= 1]  # before any folder is read (NaN too)
+    if bad_eps:
+        raise DigrError(f"--eps must lie in [0, 1] (the pixel scale), got {bad_eps[0]}")
     if args.threads is not None:
         import torch
 

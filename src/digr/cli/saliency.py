@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import argparse
 
-from digr.cli.common import add_policy, add_task, emit, pos_int, thread_count, device_name
+from digr.cli.common import (
+    add_policy,
+    add_task,
+    device_name,
+    emit,
+    pos_int,
+    seed_value,
+    state_count,
+    thread_count,
+)
 
 NAME = "saliency"
 HELP = "saliency maps of a policy on states from its own greedy rollouts (npz + PNG panels)"
@@ -29,9 +38,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_task(p)
     p.add_argument("--method", default="all", metavar="NAME|all",
                    help="saliency method(s), comma-separated, or 'all' (default all)")
-    p.add_argument("--states", type=pos_int, default=8, metavar="N", help="states to explain (default 8)")
+    p.add_argument("--states", type=state_count, default=8, metavar="N", help="states to explain (default 8)")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
-    p.add_argument("--seed", type=int, default=0, help="episode k resets with seed+k (default 0)")
+    p.add_argument("--seed", type=seed_value, default=0, help="episode k resets with seed+k (default 0)")
     p.add_argument("--stride", type=pos_int, default=1,
                    help="grid stride of the perturbation family (default 1: every pixel)")
     p.add_argument("--score", choices=("kl", "greydanus"), default="kl",
@@ -141,13 +150,13 @@ def run(args: argparse.Namespace) -> int:
         "policy": str(args.policy),
         "policy_sha256": file_digest(resolve(args.policy)),
         "seed": args.seed,
-        "states": int(len(raw)),
+        "states": len(raw),
         "methods": info,
         "npz": npz.name,
         "panels": [str(p.relative_to(out)) for p in panels],
     }
     atomic_write_json(out / "saliency.json", meta)
-    summary = {"task": spec.name, "states": int(len(raw)), "out": str(out), "npz": str(npz),
+    summary = {"task": spec.name, "states": len(raw), "out": str(out), "npz": str(npz),
                "panels": len(panels)}
     summary.update({f"ms_per_map/{k}": v["ms_per_map"] for k, v in info.items()})
     emit(summary, as_json=args.json)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from digr.cli.common import add_task, thread_count
+from digr.cli.common import add_task, seed_value, thread_count
 
 FLS_VARIANTS = ("sparse", "sparse-sum", "dense")  # = digr.models.fls.VARIANTS (checked by a test)
 
@@ -21,7 +21,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="run folder (created; resumed if it exists)")
     p.add_argument("--timesteps", type=int, default=None,
                    help="total environment steps (default: the task's Table 2 value)")
-    p.add_argument("--seed", type=int, default=0, help="seed (default 0)")
+    p.add_argument("--seed", type=seed_value, default=0, help="seed (default 0)")
     p.add_argument("--n-envs", type=int, default=None, help="parallel environments (Table 2 default)")
     p.add_argument("--learning-rate", type=float, default=None, help="Adam learning rate (Table 2 default)")
     p.add_argument("--stop-at-success", type=float, default=None,

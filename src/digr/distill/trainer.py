@@ -26,8 +26,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
 import time
 from collections import defaultdict
 from dataclasses import replace
@@ -46,7 +44,7 @@ from digr.distill.losses import distillation_loss, igr_loss
 from digr.distill.pcgrad import assign_flat_grad, flat_grad, pcgrad
 from digr.envs import get_task, make_env
 from digr.errors import DigrError, check_int
-from digr.io import atomic_dir, atomic_write_json, atomic_write_text, claim_folder
+from digr.io import atomic_dir, atomic_write_json, atomic_write_text, claim_folder, recover_folders
 from digr.models.checkpoint import file_digest, load_policy, resolve, save_policy
 from digr.models.cnn import PolicyConfig, PolicyNet, to_tensor
 
@@ -179,7 +177,7 @@ def _init_weights(source: PolicyNet, student_config: PolicyConfig, path: Path) -
         # the blur has no weights: a network and its blurred version share every tensor
         return {k: v.detach().clone() for k, v in source.state_dict().items()}
     if student_config.input_pool > 1:
-        from digr.models.cnn import pooled_student_config, pooled_state_dict
+        from digr.models.cnn import pooled_state_dict, pooled_student_config
 
         try:  # refused when the source already pools or its first layer does not divide
             folded = (replace(pooled_student_config(source.config, student_config.input_pool),
@@ -202,20 +200,8 @@ def _write_resume(out: Path, student: PolicyNet, optimizer: torch.optim.Optimize
         (tmp / "state.json").write_text(json.dumps(state, indent=2) + "\n")
 
 
-def _recover_folders(out: Path) -> None:
-    """Undo what a kill during :func:`digr.io.atomic_dir` left: an old folder still named
-    ``.NAME.old`` goes back in place, and temporary ``.NAME.*`` folders (digr's own) are removed."""
-    for name in ("resume", "policy"):
-        dest, old = out / name, out / f".{name}.old"
-        if not dest.exists() and old.is_dir():  # killed between the two renames
-            os.replace(old, dest)
-        for stale in out.glob(f".{name}.*"):  # temp folders, and an old one already replaced
-            if stale.is_dir() and (stale.name != f".{name}.old" or dest.exists()):
-                shutil.rmtree(stale, ignore_errors=True)
-
-
 def _load_resume(out: Path, student: PolicyNet, optimizer: torch.optim.Optimizer) -> dict[str, Any] | None:
-    _recover_folders(out)
+    recover_folders(out, ("resume", "policy"))
     dest = out / "resume"
     if not (dest / "state.json").exists():
         return None
@@ -388,7 +374,7 @@ def train_student(
     last: dict[str, Any] = dict(state["last"])
     window: dict[str, list[float]] = defaultdict(list)
     t0 = time.time()
-    wall = lambda: state["wall_s"] + time.time() - t0  # noqa: E731
+    wall = lambda: state["wall_s"] + time.time() - t0
     bar = task_id = None
     if show_progress:
         from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -459,4 +445,4 @@ def _progress_info(last: dict[str, Any], use_igr: bool) -> str:
     return "  ".join(parts)
 
 
-__all__ = ["Distiller", "train_student", "init_student", "make_optimizer", "METRICS_NAME"]
+__all__ = ["METRICS_NAME", "Distiller", "init_student", "make_optimizer", "train_student"]

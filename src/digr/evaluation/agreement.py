@@ -175,6 +175,11 @@ def map_agreement(policies: dict[str, torch.nn.Module], teacher: torch.nn.Module
     """Map agreement of each named policy, and of ``"teacher_vg"`` (the teacher's own gradient,
     the baseline), on the same ``states`` held-out states and reference maps.
 
+    ``"reference"`` is the reference map scored against itself: cc 1 and the highest share a map
+    *shaped like the reference* reaches. It is below 1 wherever the perturbation map spreads mass
+    thinly below the 0.1 threshold (highway: ~0.77), so a share above it means a map more
+    concentrated than the reference, not a closer one.
+
     ``radius``: the perturbation radius (default: the task's, appendix A). The reference maps
     dominate the cost (hundreds of teacher forward passes per state); ``cache`` keeps them (see
     :func:`reference_set`).
@@ -184,7 +189,8 @@ def map_agreement(policies: dict[str, torch.nn.Module], teacher: torch.nn.Module
     spec = get_task(task)
     obs, ref = reference_set(teacher, spec.name, states=states, seed=seed, cache=cache,
                              radius=spec.perturbation_radius if radius is None else radius)
-    out = {"teacher_vg": summarize(agreement_scores(gradient_maps(teacher, obs), ref))}
+    out = {"reference": summarize(agreement_scores(ref, ref)),
+           "teacher_vg": summarize(agreement_scores(gradient_maps(teacher, obs), ref))}
     for name, policy in policies.items():
         out[name] = summarize(agreement_scores(gradient_maps(policy, obs), ref))
     return out

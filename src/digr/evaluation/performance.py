@@ -47,8 +47,10 @@ def evaluate_policy(
     which each action was taken, ``n_actions`` floats: a policy that always takes one action
     shows it at a glance).
     """
-    if episodes <= 0:
-        raise DigrError(f"episodes must be > 0, got {episodes}")
+    from digr.errors import MAX_EPISODES, MAX_SEED, check_int
+
+    episodes = check_int("episodes", episodes, maximum=MAX_EPISODES)
+    seed = check_int("seed", seed, minimum=0, maximum=MAX_SEED)
     spec = get_task(task)
     if tuple(policy.config.obs_shape) != tuple(spec.obs_shape):
         raise DigrError(f"policy expects observations {policy.config.obs_shape}, task {task!r} "

@@ -620,12 +620,13 @@ def _agreement(rep: _Report) -> None:
 
     def measure(role: str) -> dict[str, Any]:
         # the held-out states and reference maps are kept in eval/ (npz) and shared by every role
-        nets = {} if role == "teacher_vg" else {role: rep.net(role)}
+        nets = {} if role in ("reference", "teacher_vg") else {role: rep.net(role)}
         res = map_agreement(nets, rep.net("teacher"), rep.spec.name, states=cfg.agreement_states,
                             seed=cfg.seed, cache=rep.pipe.dir / EVAL_DIR)
         return res[role].as_dict()
 
-    res = {"teacher_vg": rep.cache("agreement-teacher", base, lambda: measure("teacher_vg"))}
+    res = {"reference": rep.cache("agreement-reference", base, lambda: measure("reference")),
+           "teacher_vg": rep.cache("agreement-teacher", base, lambda: measure("teacher_vg"))}
     for r in students:
         res[r] = rep.cache(f"agreement-{_cache_slug(r)}", {**base, "policy": rep.digests[r]},
                            lambda r=r: measure(r))
@@ -638,12 +639,15 @@ def _agreement(rep: _Report) -> None:
                "Pearson correlation, **share** the policy's gradient mass on pixels where the perturbation "
                "map exceeds 0.1, **top1** its mass in its 1% largest pixels (a spike scores near 1). "
                f"Means with 95% intervals; goal: cc >= {GOAL_CC}, share >= {GOAL_SHARE}; the teacher's own "
-               "gradient is the baseline.", "", *_cmd_block([cmd]),
+               "gradient is the baseline. The first row scores the perturbation map against itself: its "
+               "share is the most a map shaped like the reference reaches (below 1 where the map spreads "
+               "mass thinly under the 0.1 threshold).", "", *_cmd_block([cmd]),
                "| Policy | recipe | cc | share | top1 | reading |", "|---|---|---:|---:|---:|---|"]
+    labels = {"reference": "perturbation map itself (ceiling)", "teacher_vg": "teacher (own VG, baseline)"}
     for r, a in res.items():
-        recipe = "—" if r == "teacher_vg" else student_recipe(pipe.run_dir(r))
-        label = "teacher (own VG, baseline)" if r == "teacher_vg" else r
-        reading = "baseline" if r == "teacher_vg" else agreement_reading(a)
+        recipe = "—" if r in labels else student_recipe(pipe.run_dir(r))
+        reading = {"reference": "ceiling", "teacher_vg": "baseline"}.get(r) or agreement_reading(a)
+        label = labels.get(r, r)
         rep.md.append(f"| {label} | {recipe} | {a['cc']:.3f} ± {a['cc_ci95']:.3f} "
                       f"| {a['share']:.3f} ± {a['share_ci95']:.3f} | {a['top1']:.3f} | {reading} |")
     rep.md.append("")

@@ -57,7 +57,7 @@ class PolicyConfig:
     -- the scale of a Gaussian-blur perturbation map. Parameter-free: the state-dict keys are those
     of the same network without it, so a teacher's weights load as they are (``--init``)."""
 
-    def validate(self) -> "PolicyConfig":
+    def validate(self) -> PolicyConfig:
         """Return ``self``, or raise :class:`DigrError` for an unknown pool or attention setting."""
         from digr.errors import DigrError
 
@@ -95,7 +95,7 @@ class PolicyConfig:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> "PolicyConfig":
+    def from_dict(cls, d: dict) -> PolicyConfig:
         """Inverse of :meth:`to_dict`; accepts configs written before ``pool`` and ``attention``.
 
         Read from files anyone may have written, so every size is checked (:meth:`check_sizes`)
@@ -136,7 +136,7 @@ class PolicyConfig:
     MAX_SIZE = 4096
     """Largest channel count, width, frame side or action count a checkpoint may declare."""
 
-    def check_sizes(self) -> "PolicyConfig":
+    def check_sizes(self) -> PolicyConfig:
         """Return ``self``, or :class:`DigrError` if a size is out of range or a layer's kernel does
         not fit its input (checked layer by layer, without building anything)."""
         from digr.errors import DigrError, check_int
@@ -158,8 +158,20 @@ class PolicyConfig:
             h, w = (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1
         return self
 
+    def feature_shape(self) -> tuple[int, int, int]:
+        """``(C', h, w)``: the last conv layer's output for one input (the usual conv arithmetic).
+
+        Computed, not probed with a dummy forward pass as SB3's NatureCNN does: such a probe on
+        the meta device (:func:`digr.models.load_policy` checks shapes that way before allocating
+        anything) loads torch's meta kernels, seconds of start-up for every command."""
+        c = self.obs_shape[0]
+        h, w = self.obs_shape[1] // self.input_pool, self.obs_shape[2] // self.input_pool
+        for c, k, s, p in self.convs:
+            h, w = (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1
+        return c, h, w
+
     @classmethod
-    def for_task(cls, spec) -> "PolicyConfig":
+    def for_task(cls, spec) -> PolicyConfig:
         """The default architecture of a :class:`digr.envs.TaskSpec`."""
         return cls(obs_shape=spec.obs_shape, n_actions=spec.n_actions, convs=spec.convs,
                    hidden=spec.hidden, pool=spec.pool)
@@ -193,7 +205,7 @@ def pooled_student_config(base: PolicyConfig, input_pool: int) -> PolicyConfig:
     return replace(base, convs=(first, *base.convs[1:]), input_pool=input_pool).validate()
 
 
-def pooled_state_dict(base: "PolicyNet", input_pool: int) -> dict[str, torch.Tensor]:
+def pooled_state_dict(base: PolicyNet, input_pool: int) -> dict[str, torch.Tensor]:
     """The weights of ``base`` for its pooled architecture ``pooled_student_config(base.config,
     input_pool)``, chosen so that the pooled net on frame ``x`` computes ``base`` on the block-mean
     image of ``x`` (every pixel replaced by the mean of its ``input_pool x input_pool`` block).
@@ -273,8 +285,8 @@ class CNNTrunk(nn.Module):
         if config.attention == "fls":
             self.attention = FLSAttention(c_in, channels=config.attention_channels,
                                           kernel=config.attention_kernel)
-        with torch.no_grad():  # infer the flatten size with a dummy forward, as SB3's NatureCNN
-            n_flat = self._pool(self.features(torch.zeros(1, *config.obs_shape))).shape[1]
+        c_out, h, w = config.feature_shape()
+        n_flat = c_out if config.pool in ("max", "sum") else c_out * h * w
         self.linear = nn.Linear(n_flat, config.hidden)
 
     def _pool(self, x: torch.Tensor) -> torch.Tensor:

@@ -29,7 +29,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
 
 from digr.envs import get_task, make_env
 from digr.errors import DigrError
-from digr.io import atomic_write, atomic_write_json
+from digr.io import atomic_dir, atomic_write_json, atomic_write_text, recover_folders
 from digr.models.checkpoint import save_policy
 from digr.models.cnn import PolicyConfig
 from digr.models.fls import fls_config
@@ -40,7 +40,7 @@ from digr.rl.sb3 import policy_from_sb3, policy_kwargs
 class _Progress(BaseCallback):
     """Running return/success statistics, CSV + TensorBoard logging, checkpoints, early stop."""
 
-    def __init__(self, run: "TeacherRun", *, show: bool) -> None:
+    def __init__(self, run: TeacherRun, *, show: bool) -> None:
         super().__init__()
         self.run = run
         self.show = show
@@ -98,12 +98,17 @@ class _Progress(BaseCallback):
                             info=f"{s['steps_per_s']:.0f} steps/s  return {s['mean_return']:.3f}  "
                                  f"success {s['success_rate']:.3f}")
         cfg = self.run.config
-        if self.num_timesteps - self.last_ckpt >= cfg.checkpoint_every:
-            self.run.save(self.model, s)
-            self.last_ckpt = self.num_timesteps
         if (cfg.stop_at_success is not None and len(self.successes) >= cfg.success_window
                 and s["success_rate"] >= cfg.stop_at_success):
             self.stop = True
+
+    def _on_rollout_start(self) -> None:
+        # Here, not at the end of a rollout: SB3 updates the policy from a rollout only after
+        # on_rollout_end, so a checkpoint taken there would hold the weights from before the last
+        # update, and a run resumed from it would skip that update.
+        if self.num_timesteps - self.last_ckpt >= self.run.config.checkpoint_every:
+            self.run.save(self.model, self.stats())
+            self.last_ckpt = self.num_timesteps
 
     def _on_training_end(self) -> None:
         if self.bar is not None:
@@ -145,15 +150,17 @@ class TeacherRun:
         if self.fls is not None:
             meta["fls"] = self.fls
         save_policy(policy_from_sb3(model.policy), self.out / "policy", task=self.spec.name, meta=meta)
-        resume = self.out / "resume"
-        resume.mkdir(exist_ok=True)
+        # policy/ first, then resume/ as one folder swapped in whole: a kill between the two leaves
+        # resume/ one checkpoint behind (the rerun redoes those steps and writes policy/ again),
+        # and never weights from one checkpoint beside the optimizer state of another.
         uniq = {k: v.detach().cpu().contiguous().clone() for k, v in _unique_state(model.policy).items()}
-        atomic_write(resume / "policy.safetensors", lambda tmp: save_file(uniq, str(tmp)))
         optimizer_state = model.policy.optimizer.state_dict()
-        atomic_write(resume / "optimizer.pt", lambda tmp: torch.save(optimizer_state, tmp))
-        atomic_write_json(resume / "state.json",
-                          {"num_timesteps": int(model.num_timesteps), "wall_s": stats["wall_s"],
-                           "episodes": stats["episodes"]}, indent=None)
+        with atomic_dir(self.out / "resume") as tmp:
+            save_file(uniq, str(tmp / "policy.safetensors"))
+            torch.save(optimizer_state, tmp / "optimizer.pt")
+            (tmp / "state.json").write_text(json.dumps(
+                {"num_timesteps": int(model.num_timesteps), "wall_s": stats["wall_s"],
+                 "episodes": stats["episodes"]}) + "\n")
 
     def _check_config(self) -> None:
         path = self.out / "config.json"
@@ -189,9 +196,25 @@ class TeacherRun:
             tensorboard_log=str(self.out / "tb"), seed=cfg.seed, device="cpu", verbose=0,
         )
 
+    def _trim_progress(self, last_step: int) -> None:
+        """Drop progress rows past the checkpoint we resume from (and a row cut short by a kill)."""
+        path = self.out / "progress.csv"
+        if not path.exists():
+            return
+        lines = path.read_text().splitlines()
+        if not lines:
+            return
+        width = len(lines[0].split(","))
+        keep = [lines[0]] + [line for line in lines[1:] if len(line.split(",")) == width
+                             and line.split(",")[0].isdigit() and int(line.split(",")[0]) <= last_step]
+        if len(keep) != len(lines):
+            atomic_write_text(path, "".join(f"{line}\n" for line in keep))
+
     def _resume(self, model: PPO) -> None:
+        recover_folders(self.out, ("resume", "policy"))
         resume = self.out / "resume"
         if not (resume / "state.json").exists():
+            self._trim_progress(0)
             return
         try:
             state = json.loads((resume / "state.json").read_text())
@@ -199,6 +222,12 @@ class TeacherRun:
             opt = torch.load(resume / "optimizer.pt", weights_only=True)
         except Exception as exc:  # noqa: BLE001 - any unreadable resume state is one clear error
             raise DigrError(f"cannot resume from {resume}: {exc}") from None
+        if (not isinstance(state, dict) or any(isinstance(state.get(k), bool) for k in ("num_timesteps", "episodes"))
+                or not isinstance(state.get("num_timesteps"), int) or state["num_timesteps"] < 0
+                or not isinstance(state.get("episodes", 0), int)
+                or not isinstance(state.get("wall_s", 0.0), (int, float))):
+            raise DigrError(f"cannot resume from {resume}: state.json is not a resume state "
+                            "(num_timesteps, episodes, wall_s)")
         want = _unique_state(model.policy)
         if set(weights) != set(want) or any(weights[k].shape != want[k].shape for k in want):
             # strict=False below only lets shared tensors be named once; anything else is foreign
@@ -207,6 +236,7 @@ class TeacherRun:
         model.policy.load_state_dict(weights, strict=False)
         model.policy.optimizer.load_state_dict(opt)
         model.num_timesteps = int(state["num_timesteps"])
+        self._trim_progress(model.num_timesteps)
         self.wall_before = float(state.get("wall_s", 0.0))
         self.episodes_before = int(state.get("episodes", 0))
 
