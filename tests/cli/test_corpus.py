@@ -84,6 +84,22 @@ def ws(tmp_path_factory):
     (ws / "not-json" / "config.json").write_text("{oops\n")
     save_policy(PolicyNet(TINY), ws / "no-weights", task=TASK)
     (ws / "no-weights" / "model.safetensors").unlink()
+
+    # run folders digr made, then damaged: their settings or resume state can no longer be trusted
+    quiet = ["--no-progress", "--threads", "1"]
+    assert main(["distill", "--teacher", str(ws / "teacher"), "--dataset", str(ws / "ds"), "--task", TASK,
+                 "--out", str(ws / "distrun"), "--steps", "1", "--n-envs", "1", "--batch-size", "2", *quiet]) == 0
+    assert main(["train", "--task", TASK, "--out", str(ws / "trainrun"), "--timesteps", "128", "--n-envs", "1",
+                 *quiet]) == 0
+    import shutil
+
+    for name in ("distrun-badcfg", "distrun-badresume"):
+        shutil.copytree(ws / "distrun", ws / name)
+    (ws / "distrun-badcfg" / "config.json").write_text("{oops\n")
+    (ws / "distrun-badresume" / "resume" / "state.json").write_text("[1, 2]\n")
+    (ws / "trainrun" / "resume" / "state.json").write_text('{"num_timesteps": "many"}\n')
+    (ws / "pipe-list").mkdir()
+    (ws / "pipe-list" / "pipeline.json").write_text("[]\n")
     return ws
 
 
@@ -206,6 +222,7 @@ CASES = [
     ("sb3-not-zip", ["import-sb3", "{ws}/notazip.zip", "--out", "{ws}/imp", "--task", TASK], "zip"),
     ("sb3-empty-zip", ["import-sb3", "{ws}/emptyzip.zip", "--out", "{ws}/imp", "--task", TASK], "cannot load"),
     ("sb3-out-dataset", ["import-sb3", "{ws}/notazip.zip", "--out", "{ws}/ds", "--task", TASK], "dataset"),
+    ("sb3-out-file", ["import-sb3", "{ws}/notazip.zip", "--out", "{ws}/afile", "--task", TASK], "is a file"),
     ("sb3-task", ["import-sb3", "{ws}/notazip.zip", "--out", "{ws}/imp", "--task", "pong"], "unknown task"),
     # -- dataset -----------------------------------------------------------------------------------------
     ("ds-size", dataset("--size", "0"), "size"),
@@ -235,17 +252,28 @@ CASES = [
     ("distill-envs-huge", distill("--n-envs", "100000000"), "n_envs"),
     ("distill-teacher-nan", distill(teacher="{ws}/nan"), "NaN or inf"),
     ("distill-other-teacher", distill(teacher="{ws}/teacher2"), "teacher"),
+    ("distill-corrupt-config", distill("--steps", "3", out="{ws}/distrun-badcfg"), "not a student run"),
+    ("distill-bad-resume", distill("--steps", "3", out="{ws}/distrun-badresume"), "resume"),
+    ("distill-changed-setting", distill("--steps", "3", "--alpha", "3", out="{ws}/distrun"), "alpha"),
+    ("train-bad-resume", train("--timesteps", "256", out="{ws}/trainrun"), "resume"),
+    ("ds-out-proc", dataset(out="/proc/digr-corpus"), "/proc"),
     # -- pipeline and report -----------------------------------------------------------------------------
     ("pipe-preset", ["pipeline", "--task", TASK, "--out", "{ws}/new-pipe", "--preset", "nope"], "nope"),
     ("pipe-out-file", ["pipeline", "--task", TASK, "--out", "{ws}/afile", "--teacher", EV], "is a file"),
     ("pipe-out-dataset", ["pipeline", "--task", TASK, "--out", "{ws}/ds", "--teacher", EV], "dataset"),
     ("pipe-teacher-nan", ["pipeline", "--task", TASK, "--out", "{ws}/new-pipe", "--teacher", "{ws}/nan"],
      "NaN or inf"),
+    ("report-pipeline-list", ["report", "{ws}/pipe-list"], "pipeline.json"),
+    ("pipe-json-list", ["pipeline", "--task", TASK, "--out", "{ws}/pipe-list", "--teacher", EV], "pipeline.json"),
     ("report-user", ["report", "{ws}/userdir"], "pipeline"),
     ("report-file", ["report", "{ws}/afile"], "afile"),
     ("report-missing", ["report", "{ws}/nope"], "nope"),
     ("report-section", ["report", "{ws}/userdir", "--sections", "nope"], "nope"),
     ("report-eps", ["report", "{ws}/userdir", "--eps", "5"], "eps"),
+    ("export-format", ["export", EV, "--format", "nope", "--out", "{ws}/x.onnx"], "nope"),
+    ("export-nan", ["export", "{ws}/nan", "--format", "torchscript", "--out", "{ws}/x.pt"], "NaN or inf"),
+    ("export-out-folder", ["export", EV, "--format", "torchscript", "--out", "{ws}/userdir"], "is a folder"),
+    ("export-out-missing-folder", ["export", EV, "--format", "sb3", "--out", "{ws}/no/x.zip"], "does not exist"),
     # -- global ------------------------------------------------------------------------------------------
     ("threads-0", ["--torch-threads", "0", *perf("teacher")], "--torch-threads"),
     ("threads-huge", ["--torch-threads", "100000000", *perf("teacher")], "--torch-threads"),

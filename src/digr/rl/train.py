@@ -162,7 +162,7 @@ class TeacherRun:
                 {"num_timesteps": int(model.num_timesteps), "wall_s": stats["wall_s"],
                  "episodes": stats["episodes"]}) + "\n")
 
-    def _check_config(self) -> None:
+    def _check_config(self, *, write: bool) -> None:
         path = self.out / "config.json"
         want = {"task": self.spec.name, "ppo": self.config.to_dict(),
                 "policy": self.policy_config.to_dict()}
@@ -176,7 +176,8 @@ class TeacherRun:
                 raise DigrError(f"{self.out} holds a run for another task or network{was}; "
                                 "use a new --out folder")
             # Everything else may change between resumed chunks (e.g. more timesteps).
-        atomic_write_json(path, want)
+        if write:
+            atomic_write_json(path, want)
 
     # -- training -----------------------------------------------------------------------------
     def build(self) -> PPO:
@@ -246,10 +247,11 @@ class TeacherRun:
 
         claim_folder(self.out, "teacher run")
         self.out.mkdir(parents=True, exist_ok=True)
-        self._check_config()
+        self._check_config(write=False)
         torch.set_num_threads(self.config.torch_threads)
         model = self.build()
-        self._resume(model)
+        self._resume(model)  # a resume state that cannot be used is refused before anything is written
+        self._check_config(write=True)
         remaining = self.config.total_timesteps - model.num_timesteps
         cb = _Progress(self, show=show_progress)
         if remaining > 0:
