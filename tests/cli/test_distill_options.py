@@ -67,6 +67,9 @@ def test_init_option_reaches_the_trainer(monkeypatch):
 
     seen = []
     monkeypatch.setattr(trainer, "train_student", lambda *a, init=None, **kw: seen.append(init) or {})
+    from digr.envs import get_task
+
+    monkeypatch.setattr(distill, "resolve_task", lambda args, checkpoint=None: get_task(args.task))  # no files
     for value, want in (("teacher", "t"), ("some/ckpt", "some/ckpt"), (None, None)):
         args = _args(*(["--init", value] if value else []), "--json")
         assert distill.run(args) == 0

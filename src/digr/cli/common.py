@@ -8,12 +8,71 @@ import sys
 from typing import Any
 
 from digr.envs import TASKS
+from digr.errors import DigrError
 
 
 def add_task(p: argparse.ArgumentParser, *, required: bool = True) -> None:
+    """``--task NAME`` for a preset, or ``--env ID [--env-module MOD]`` for any Gymnasium env.
+
+    ``required``: one of them must be given; commands that read a checkpoint pass ``False`` and
+    fall back on the task the checkpoint records (:func:`resolve_task`)."""
     # Checked by get_task() rather than argparse choices, so an unknown task is a one-line error.
-    p.add_argument("--task", required=required, metavar="TASK",
-                   help=f"task name: {', '.join(TASKS)}")
+    p.add_argument("--task", metavar="TASK",
+                   help=f"task name: {', '.join(TASKS)}" + ("" if required else
+                                                             " (default: the one the checkpoint records)"))
+    p.add_argument("--env", metavar="ID",
+                   help="instead of --task: any registered Gymnasium id with uint8 image observations and "
+                        "discrete actions (task gym:ID; defaults from its spaces)")
+    p.add_argument("--env-module", metavar="MOD",
+                   help="module that registers --env ID (imported first, in worker processes too)")
+    p.set_defaults(task_required=required)
+
+
+def task_name(args: argparse.Namespace) -> str | None:
+    """The task named by ``--task`` or ``--env``/``--env-module`` (``None``: neither given)."""
+    from digr.envs.registry import GYM_PREFIX
+
+    task, env, module = getattr(args, "task", None), getattr(args, "env", None), getattr(args, "env_module", None)
+    if env is not None and task is not None:
+        raise DigrError("give --task or --env, not both")
+    if module is not None and env is None:
+        raise DigrError("--env-module needs --env ID (the env the module registers)")
+    if env is not None:
+        if not env or env.startswith(GYM_PREFIX) or ":" in env and module is not None:
+            raise DigrError(f"--env takes a Gymnasium id such as ALE/Pong-v5, got {env!r}")
+        return f"{GYM_PREFIX}{module}:{env}" if module else f"{GYM_PREFIX}{env}"
+    return task
+
+
+def resolve_task(args: argparse.Namespace, checkpoint: str | None = None):
+    """The :class:`TaskSpec` a command runs on, also stored back as ``args.task``.
+
+    From ``--task`` / ``--env``; without them, the task ``checkpoint`` records. With a checkpoint
+    trained on stacked frames of the task (e.g. the RL Zoo's 4-frame Atari layout), the task's
+    ``+stackK`` variant, so that nobody restates the layout the checkpoint already holds."""
+    from digr.envs import get_task, task_for_obs
+
+    name = task_name(args)
+    obs_shape = None
+    if checkpoint is not None:
+        from digr.models.checkpoint import read_config
+
+        cfg = read_config(checkpoint)
+        recorded = cfg.get("task")
+        policy = cfg.get("policy")
+        if isinstance(policy, dict) and isinstance(policy.get("obs_shape"), list):
+            obs_shape = policy["obs_shape"]
+        if name is None and isinstance(recorded, str) and recorded != "unknown":
+            name = recorded
+        elif (name is not None and isinstance(recorded, str) and recorded.startswith(name + "+stack")):
+            name = recorded
+    if name is None:
+        raise DigrError("name the task: --task NAME (" + ", ".join(TASKS) + ") or --env ID")
+    if obs_shape is not None and all(isinstance(x, int) for x in obs_shape):
+        name = task_for_obs(name, tuple(obs_shape))
+    spec = get_task(name)
+    args.task = spec.name
+    return spec
 
 
 def add_policy(p: argparse.ArgumentParser, flag: str = "--policy", **kw: Any) -> None:

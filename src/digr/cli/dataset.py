@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from digr.cli.common import add_policy, add_task, emit, pos_int, seed_value
+from digr.cli.common import add_policy, add_task, emit, pos_int, resolve_task, seed_value
 
 NAME = "dataset"
 HELP = "states from a teacher's rollouts with its Gaussian-blur perturbation maps (DIGR's dataset D)"
@@ -44,9 +44,8 @@ def run(args: argparse.Namespace) -> int:
 
     from digr.distill.config import DatasetConfig
     from digr.distill.dataset import build_dataset
-    from digr.envs import get_task
 
-    spec = get_task(args.task)
+    spec = resolve_task(args, args.teacher)
     cfg = DatasetConfig.for_task(spec, size=args.size, seed=args.seed, shard_size=args.shard_size,
                                  stride=args.stride, radius=args.radius, keep_prob=args.keep_prob,
                                  truncate=args.truncate)

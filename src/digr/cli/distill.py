@@ -11,6 +11,7 @@ from digr.cli.common import (
     eps_value,
     nonneg_int,
     pos_int,
+    resolve_task,
     seed_value,
     thread_count,
 )
@@ -118,9 +119,8 @@ def config_from_args(args: argparse.Namespace):
 
 def run(args: argparse.Namespace) -> int:
     from digr.distill.trainer import train_student
-    from digr.envs import get_task
 
-    spec = get_task(args.task)
+    spec = resolve_task(args, args.teacher)
     cfg = config_from_args(args)
     init = args.teacher if args.init == "teacher" else args.init  # None: the recipe's warm start
     stats = train_student(args.teacher, args.dataset, spec.name, args.out, cfg, init=init,

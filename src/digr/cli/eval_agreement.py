@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from digr.cli.common import add_policy, add_task, emit, seed_value, state_count
+from digr.cli.common import add_policy, add_task, emit, resolve_task, seed_value, state_count
 
 NAME = "agreement"
 HELP = "map agreement (no masks needed): a policy's vanilla-gradient map vs the teacher's perturbation map"
@@ -38,12 +38,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from digr.envs import get_task
     from digr.errors import DigrError
     from digr.evaluation.agreement import map_agreement
     from digr.models import load_policy
 
-    spec = get_task(args.task)
+    spec = resolve_task(args, args.teacher)
     if args.radius is not None and not args.radius > 0:
         raise DigrError(f"--radius must be > 0, got {args.radius}")
     teacher = load_policy(args.teacher, task=spec.name)

@@ -11,6 +11,7 @@ from digr.cli.common import (
     emit,
     nonneg_int,
     pos_int,
+    resolve_task,
     seed_value,
     thread_count,
 )
@@ -65,7 +66,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from digr.envs import get_task
     from digr.errors import DigrError
     from digr.evaluation.lag import LagConfig, LagRow, lag_figure, measure_lag
     from digr.io import atomic_write_json
@@ -77,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     config = LagConfig(frames=args.frames, fps=args.fps, seed=args.seed, device=args.device,
                        one_episode=args.one_episode).validate()
-    spec = get_task(args.task)
+    spec = resolve_task(args, args.policy)
     out = Path(args.out) if args.out else None
     if out is not None and out.exists() and not out.is_dir():
         raise DigrError(f"--out {out} exists and is not a folder")

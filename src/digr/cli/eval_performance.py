@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from digr.cli.common import add_policy, add_task, emit, episode_count, seed_value
+from digr.cli.common import add_policy, add_task, emit, episode_count, resolve_task, seed_value
 
 NAME = "performance"
 HELP = "success rate / return of a policy over N seeded episodes (greedy actions by default)"
@@ -20,11 +20,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from digr.envs import get_task
     from digr.evaluation.performance import evaluate_policy
     from digr.models import load_policy
 
-    spec = get_task(args.task)
+    spec = resolve_task(args, args.policy)
     policy = load_policy(args.policy, task=spec.name)
     result = evaluate_policy(policy, spec.name, episodes=args.episodes, seed=args.seed,
                              deterministic=not args.stochastic)

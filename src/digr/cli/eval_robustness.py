@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import argparse
 
-from digr.cli.common import add_policy, add_task, emit, episode_count, eps_value, pos_int, seed_value
+from digr.cli.common import (
+    add_policy,
+    add_task,
+    emit,
+    episode_count,
+    eps_value,
+    pos_int,
+    resolve_task,
+    seed_value,
+)
 
 NAME = "robustness"
 HELP = "success rate / return under an observation attack (fgsm | pgd | mi-fgsm | mad) of radius eps"
@@ -41,7 +50,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from digr.attacks import check_eps, resolve_attack_name
-    from digr.envs import get_task
     from digr.evaluation.robustness import evaluate_robustness
     from digr.models import load_policy
 
@@ -49,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     attack = resolve_attack_name(args.attack)
     eps = check_eps(args.eps)
     settings = {k: v for k, v in (("steps", args.steps), ("alpha", args.alpha)) if v is not None}
-    spec = get_task(args.task)
+    spec = resolve_task(args, args.policy)
     policy = load_policy(args.policy, task=spec.name)
     result = evaluate_robustness(policy, spec.name, attack=attack, eps=eps, episodes=args.episodes,
                                  seed=args.seed, **settings)

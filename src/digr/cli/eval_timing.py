@@ -10,6 +10,7 @@ from digr.cli.common import (
     device_name,
     emit,
     pos_int,
+    resolve_task,
     seed_value,
     thread_count,
 )
@@ -50,7 +51,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from digr.envs import get_task
     from digr.errors import DigrError
     from digr.evaluation.timing import time_saliency
     from digr.models import load_policy
@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
 
     if not args.max_seconds > 0:
         raise DigrError(f"--max-seconds must be > 0, got {args.max_seconds}")
-    spec = get_task(args.task)
+    spec = resolve_task(args, args.policy)
     policy = load_policy(args.policy, task=spec.name)
     student = load_policy(args.student, task=spec.name) if args.student else None
     result = time_saliency(policy, spec.name, student=student, repeats=args.repeats, device=args.device,

@@ -10,6 +10,7 @@ from digr.cli.common import (
     device_name,
     emit,
     pos_int,
+    resolve_task,
     seed_value,
     state_count,
     thread_count,
@@ -89,7 +90,6 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
     import torch
 
-    from digr.envs import get_task
     from digr.errors import DigrError
     from digr.io import atomic_write, atomic_write_json
     from digr.models import load_policy, to_tensor
@@ -99,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.threads is not None:
         torch.set_num_threads(args.threads)  # the command's process only; never set by the library
-    spec = get_task(args.task)
+    spec = resolve_task(args, args.policy)
     methods = parse_methods(args.method)  # names checked before the checkpoint is read
     try:
         device = torch.device(args.device)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from digr.cli.common import add_task, seed_value, thread_count
+from digr.cli.common import add_task, resolve_task, seed_value, thread_count
 
 FLS_VARIANTS = ("sparse", "sparse-sum", "dense")  # = digr.models.fls.VARIANTS (checked by a test)
 
@@ -38,12 +38,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from digr.envs import get_task
     from digr.errors import DigrError
     from digr.rl.config import PPOConfig
     from digr.rl.train import train_teacher
 
-    spec = get_task(args.task)
+    spec = resolve_task(args)
     if args.timesteps is not None and args.timesteps < 0:
         raise DigrError(f"--timesteps must be >= 0, got {args.timesteps}")
     cfg = PPOConfig.for_task(
