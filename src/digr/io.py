@@ -220,6 +220,8 @@ def folder_kind(path: str | Path) -> str | None:
         names = {p.name for p in path.iterdir() if not is_temporary(p.name)}
     except OSError:
         return "other"
+    if names == {"teacher"} and folder_kind(path / "teacher") == "checkpoint":
+        return None  # an in-memory teacher saved before a dataset or student run's first file
     if not names:
         return None
     if "pipeline.json" in names:

@@ -208,7 +208,7 @@ def _read_shard(path: Path, *, count: int | None = None) -> dict[str, np.ndarray
 
 # -- building --------------------------------------------------------------------------------------
 def build_dataset(
-    teacher: str | Path,
+    teacher: str | Path | PolicyNet,
     task: str,
     out: str | Path,
     config: DatasetConfig | None = None,
@@ -219,6 +219,9 @@ def build_dataset(
 ) -> dict[str, Any]:
     """Make (or finish) the dataset D of ``teacher`` for ``task`` in the folder ``out``.
 
+    ``teacher``: a checkpoint (or run) folder, or an in-memory :class:`PolicyNet`, which is then
+    saved as ``out/teacher`` and recorded by its digest like any checkpoint.
+
     ``config`` defaults to the task's Table 3 size and appendix A radius. ``workers`` processes
     (spawned; default: all local cores) each make whole shards; ``workers=1`` runs in this process.
     A folder that already holds part of the same dataset is continued; one made with another
@@ -227,13 +230,18 @@ def build_dataset(
     Workers are started with the ``spawn`` method, so a script calling this with ``workers > 1``
     needs the usual ``if __name__ == "__main__":`` guard.
     """
+    from digr.models.checkpoint import as_checkpoint
+
     spec = get_task(task)
     config = (config or DatasetConfig.for_task(spec)).validate()
-    teacher_path = resolve(teacher)
-    policy = load_policy(teacher_path, task=spec.name)
+    out = Path(out)
+    if not isinstance(teacher, torch.nn.Module):
+        load_policy(resolve(teacher), task=spec.name)  # a bad teacher fails before the folder is claimed
     fn = saliency or _default_saliency()
     out = claim_folder(out, "dataset")
     out.mkdir(parents=True, exist_ok=True)
+    teacher_path = as_checkpoint(teacher, out, task=spec.name)
+    policy = load_policy(teacher_path, task=spec.name)
     c, h, w = spec.obs_shape
     identity = {
         "task": spec.name, "teacher_sha256": file_digest(teacher_path), "saliency": _saliency_name(fn),

@@ -266,7 +266,7 @@ class _Rollouts:
 
 
 def train_student(
-    teacher: str | Path,
+    teacher: str | Path | PolicyNet,
     dataset: str | Path | None,
     task: str,
     out: str | Path,
@@ -276,6 +276,9 @@ def train_student(
     show_progress: bool = False,
 ) -> dict[str, Any]:
     """Train (or continue training) a DIGR student of ``teacher`` into the run folder ``out``.
+
+    ``teacher``: a checkpoint (or run) folder, or an in-memory :class:`PolicyNet` (saved as
+    ``out/teacher`` first).
 
     ``dataset`` is the folder made by :func:`digr.distill.dataset.build_dataset` for this teacher
     and task (may be None with ``config.use_igr=False``, the distillation-only baseline).
@@ -293,6 +296,11 @@ def train_student(
     if not cfg.use_igr and cfg.alpha == 0:
         raise DigrError("alpha must be > 0 without IGR: the distillation term would have no weight")
     out = Path(out)
+    if isinstance(teacher, torch.nn.Module):  # in memory: saved into the run folder, then as any checkpoint
+        from digr.models.checkpoint import as_checkpoint
+
+        claim_folder(out, "student run")
+        teacher = as_checkpoint(teacher, out, task=spec.name)
     teacher_path = resolve(teacher)
     teacher_net = load_policy(teacher_path, task=spec.name)
     data: SaliencyDataset | None = None

@@ -117,6 +117,16 @@ def load_policy(path: str | Path, *, task: str | None = None) -> PolicyNet:
     return policy.eval()
 
 
+def as_checkpoint(policy: "str | Path | PolicyNet", folder: Path, *, task: str) -> Path:
+    """A checkpoint path for ``policy``: a path is returned as it is (resolved); an in-memory
+    :class:`PolicyNet` is saved as ``folder/teacher`` first (the same weights give the same file,
+    so a dataset and a student made from one in-memory teacher name the same digest)."""
+    if isinstance(policy, torch.nn.Module):
+        folder.mkdir(parents=True, exist_ok=True)
+        return save_policy(policy, folder / "teacher", task=task)
+    return resolve(policy)
+
+
 def checkpoint_task(path: str | Path) -> str:
     """The task name recorded in a checkpoint."""
     return str(read_config(path).get("task"))
