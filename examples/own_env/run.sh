@@ -18,3 +18,6 @@ digr distill --teacher "$work/teacher" --dataset "$work/ds" --out "$work/student
 digr evaluate agreement --teacher "$work/teacher" --policy "$work/student" --states 50 "${env[@]}"
 digr evaluate performance --policy "$work/student" --episodes "$EPISODES" "${env[@]}"
 digr export "$work/student" --format onnx --out "$work/student.onnx"
+# the whole comparison (DIGR and distill-only students of this teacher, agreement, timing,
+# performance, robustness, figures) as one resumable folder with report.md:
+digr pipeline --teacher "$work/teacher" --out "$work/pipeline" --preset demo "${env[@]}"

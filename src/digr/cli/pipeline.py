@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from digr.cli.common import add_task, nonneg_int, pos_int, seed_value
+from digr.cli.common import add_task, nonneg_int, pos_int, resolve_task, seed_value
 
 NAME = "pipeline"
 HELP = "run teacher -> dataset -> DIGR + distill-only students -> report (skips finished stages)"
@@ -34,6 +34,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from digr.pipeline import Pipeline, preset_config
 
+    resolve_task(args, args.teacher)  # --task / --env; a teacher trained on stacked frames: NAME+stackK
     cfg = preset_config(args.preset, seed=args.seed, dataset_size=args.dataset_size,
                         student_steps=args.student_steps, teacher_timesteps=args.teacher_timesteps,
                         report_states=args.report_states)
