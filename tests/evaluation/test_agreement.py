@@ -71,8 +71,8 @@ def test_cli_measures_teacher_and_student_and_reuses_the_cache(tmp_path, capsys,
     out = json.loads(capsys.readouterr().out)
     ag = out["agreement"]
     assert set(ag) == {"reference", "teacher_vg", str(rfg_teacher)}
-    ref = ag["reference"]  # the reference map against itself: the ceiling of a map of its shape
-    assert ref["cc"] == pytest.approx(1.0) and 0 < ref["share"] <= 1 and ref["share"] >= ag["teacher_vg"]["share"]
+    ref = ag["reference"]  # the reference map against itself
+    assert ref["cc"] == pytest.approx(1.0) and 0 < ref["share"] <= 1
     assert ag["teacher_vg"] == ag[str(rfg_teacher)]  # the same network scores the same
     assert len(list(tmp_path.glob("agreement-*.npz"))) == 1
     assert main(args) == 0

@@ -175,10 +175,10 @@ def map_agreement(policies: dict[str, torch.nn.Module], teacher: torch.nn.Module
     """Map agreement of each named policy, and of ``"teacher_vg"`` (the teacher's own gradient,
     the baseline), on the same ``states`` held-out states and reference maps.
 
-    ``"reference"`` is the reference map scored against itself: cc 1 and the highest share a map
-    *shaped like the reference* reaches. It is below 1 wherever the perturbation map spreads mass
-    thinly below the 0.1 threshold (highway: ~0.77), so a share above it means a map more
-    concentrated than the reference, not a closer one.
+    ``"reference"`` is the reference map scored against itself (cc 1): its share is below 1
+    where the perturbation map spreads faint mass under the 0.1 threshold (highway: ~0.77), so a
+    student reaches a share above it only by leaving that faint tail out, which is what eq. 4 asks
+    (the reference with its tail cut scores cc 0.99, share 1.0 on all three tasks).
 
     ``radius``: the perturbation radius (default: the task's, appendix A). The reference maps
     dominate the cost (hundreds of teacher forward passes per state); ``cache`` keeps them (see

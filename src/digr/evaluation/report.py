@@ -640,13 +640,13 @@ def _agreement(rep: _Report) -> None:
                "map exceeds 0.1, **top1** its mass in its 1% largest pixels (a spike scores near 1). "
                f"Means with 95% intervals; goal: cc >= {GOAL_CC}, share >= {GOAL_SHARE}; the teacher's own "
                "gradient is the baseline. The first row scores the perturbation map against itself: its "
-               "share is the most a map shaped like the reference reaches (below 1 where the map spreads "
-               "mass thinly under the 0.1 threshold).", "", *_cmd_block([cmd]),
+               "share is below 1 where the map spreads faint mass under the 0.1 threshold, which a student "
+               "must leave out to score higher.", "", *_cmd_block([cmd]),
                "| Policy | recipe | cc | share | top1 | reading |", "|---|---|---:|---:|---:|---|"]
-    labels = {"reference": "perturbation map itself (ceiling)", "teacher_vg": "teacher (own VG, baseline)"}
+    labels = {"reference": "perturbation map itself", "teacher_vg": "teacher (own VG, baseline)"}
     for r, a in res.items():
         recipe = "—" if r in labels else student_recipe(pipe.run_dir(r))
-        reading = {"reference": "ceiling", "teacher_vg": "baseline"}.get(r) or agreement_reading(a)
+        reading = {"reference": "reference", "teacher_vg": "baseline"}.get(r) or agreement_reading(a)
         label = labels.get(r, r)
         rep.md.append(f"| {label} | {recipe} | {a['cc']:.3f} ± {a['cc_ci95']:.3f} "
                       f"| {a['share']:.3f} ± {a['share_ci95']:.3f} | {a['top1']:.3f} | {reading} |")
