@@ -197,6 +197,7 @@ CASES = [
     ("agree-other-net", ["evaluate", "agreement", T, EV, P, "{ws}/small", "--task", TASK, "--states", "1"],
      "expects observations"),
     ("lag-frames", ["evaluate", "lag", P, EV, "--task", TASK, "--frames", "0"], "frames"),
+    ("lag-frames-huge", ["evaluate", "lag", P, EV, "--task", TASK, "--frames", str(10**9)], "frames"),
     ("lag-fps", ["evaluate", "lag", P, EV, "--task", TASK, "--frames", "2", "--fps", "0"], "fps"),
     ("lag-out-file", ["evaluate", "lag", P, EV, "--task", TASK, "--frames", "2", "--out", "{ws}/afile"], "afile"),
     # -- saliency --------------------------------------------------------------------------------------
@@ -226,6 +227,7 @@ CASES = [
     ("sb3-task", ["import-sb3", "{ws}/notazip.zip", "--out", "{ws}/imp", "--task", "pong"], "unknown task"),
     # -- dataset -----------------------------------------------------------------------------------------
     ("ds-size", dataset("--size", "0"), "size"),
+    ("ds-size-huge", dataset("--size", str(10**12)), "size"),
     ("ds-out-file", dataset(out="{ws}/afile"), "is a file"),
     ("ds-out-student", dataset(out="{ws}/studentrun"), "student run"),
     ("ds-out-user", dataset(out="{ws}/userdir"), "other content"),

@@ -7,6 +7,7 @@ import argparse
 from digr.cli.common import (
     add_policy,
     add_task,
+    bounded_count,
     device_name,
     emit,
     nonneg_int,
@@ -44,7 +45,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--student", default=None, metavar="CKPT",
                    help="DIGR student checkpoint (adds the row: vanilla gradient on the student)")
     # --frames and --fps are checked by the library so a bad value is one 'digr: error:' line
-    p.add_argument("--frames", type=int, default=12, help="frames of the stream (default 12)")
+    p.add_argument("--frames", type=bounded_count(100_000), default=12,
+                   help="frames of the stream (default 12, at most 100,000)")
     p.add_argument("--one-episode", action="store_true",
                    help="stop at the end of the first episode (fewer frames) instead of going on")
     p.add_argument("--fps", type=float, default=20.0,

@@ -237,6 +237,10 @@ class DatasetConfig:
         for name in ("size", "radius", "stride", "shard_size"):
             if getattr(self, name) <= 0:
                 raise DigrError(f"dataset {name} must be > 0, got {getattr(self, name)}")
+        from digr.errors import MAX_STATES, check_int
+
+        check_int("dataset size", self.size, maximum=MAX_STATES)  # the shard plan is a list: bound it
+        check_int("dataset shard_size", self.shard_size, maximum=MAX_STATES)
         if self.truncate is not None and not self.truncate > 0:
             raise DigrError(f"truncate must be > 0 (radii) or None, got {self.truncate}")
         if not 0.0 < self.keep_prob <= 1.0:
