@@ -94,7 +94,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="updates between checkpoints (default 500)")
     p.add_argument("--log-every", type=pos_int, default=None,
                    help="updates between rows of metrics.jsonl (default 50)")
-    p.add_argument("--threads", type=thread_count, default=None, help="torch threads")
+    p.add_argument("--threads", type=thread_count, default=None,
+                   help="torch CPU threads for this command (default: digr --torch-threads, 1)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 

@@ -59,8 +59,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=seed_value, default=0,
                    help="episode e is env.reset(seed=SEED+e) (default 0)")
     p.add_argument("--device", type=device_name, default="cpu", help="cpu | cuda (default cpu)")
-    p.add_argument("--threads", type=thread_count, default=1,
-                   help="torch CPU threads (default 1, as `digr evaluate timing`)")
+    p.add_argument("--threads", type=thread_count, default=None,
+                   help="torch CPU threads for this command (default: digr --torch-threads, 1)")
     p.add_argument("--out", default=None, metavar="DIR", help="write lag.png and lag.json into DIR")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 

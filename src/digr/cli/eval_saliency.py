@@ -63,7 +63,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="method setting overriding the paper's default, e.g. stride=4 (repeatable)")
     p.add_argument("--device", type=device_name, default="cpu", help="cpu | cuda (default cpu)")
     p.add_argument("--threads", type=thread_count, default=None,
-                   help="torch CPU threads (default: torch's own; 1 is steadiest on a busy machine)")
+                   help="torch CPU threads for this command (default: digr --torch-threads, 1)")
     p.add_argument("--exact-auc", action="store_true", help="keep every pixel value for an exact AUC")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 

@@ -42,9 +42,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-seconds", type=float, default=8.0,
                    help="about how long the timed calls of one method may take (default 8)")
     p.add_argument("--device", type=device_name, default="cpu", help="cpu | cuda (default cpu)")
-    p.add_argument("--threads", type=thread_count, default=1,
-                   help="torch CPU threads (default 1: batch-1 maps are too small to gain from more, and "
-                        "extra threads on a busy machine slowed maps down up to 10x in our runs)")
+    p.add_argument("--threads", type=thread_count, default=None,
+                   help="torch CPU threads for this command (default: digr --torch-threads, 1)")
     p.add_argument("--seed", type=seed_value, default=0,
                    help="the observation is env.reset(seed=SEED) (default 0)")
     p.add_argument("--json", action="store_true", help="print one JSON object")

@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 
 NAME = "evaluate"
-HELP = "measure a policy: performance | saliency | timing | robustness (JSON with --json)"
+HELP = "measure a policy: performance | saliency | agreement | timing | robustness | lag (JSON with --json)"
+GROUP = True
+"""A group of sub-commands: each gets its own --threads, the group none."""
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

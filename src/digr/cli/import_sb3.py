@@ -25,6 +25,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", metavar="MODEL.zip", help="SB3 model zip (trusted: it is unpickled)")
     p.add_argument("--out", required=True, help="checkpoint folder to write")
     add_task(p, required=False)
+    p.add_argument("--json", action="store_true", help="print one JSON object")
 
 
 def _load(path):
@@ -82,6 +83,12 @@ def run(args: argparse.Namespace) -> int:
     if q_values:
         meta["policy_from"] = "softmax of the Q-values"
     save_policy(policy, args.out, task=spec.name, meta=meta)
+    if args.json:
+        from digr.cli.common import emit
+
+        emit({"out": str(args.out), "task": spec.name, **meta,
+              "parameters": sum(p.numel() for p in policy.parameters())}, as_json=True)
+        return 0
     note = " (its policy: the softmax of the Q-values)" if q_values else ""
     print(f"wrote {args.out}: task {spec.name}, {sum(p.numel() for p in policy.parameters()):,} parameters{note}")
     return 0

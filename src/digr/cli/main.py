@@ -36,6 +36,12 @@ EVALUATE = [
 """Modules of the ``digr evaluate`` sub-commands."""
 
 
+def _thread_count(text: str) -> int:
+    from digr.cli.common import thread_count
+
+    return thread_count(text)
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse with digr's error format: one ``digr: error:`` line (no usage block), exit 2.
 
@@ -60,6 +66,9 @@ def add_commands(subparsers, names: list[str]) -> None:
         p = subparsers.add_parser(mod.NAME, help=mod.HELP, description=getattr(mod, "DESCRIPTION", mod.HELP),
                                   formatter_class=argparse.RawDescriptionHelpFormatter)
         mod.add_arguments(p)
+        if "--threads" not in p._option_string_actions and not getattr(mod, "GROUP", False):
+            p.add_argument("--threads", type=_thread_count, default=None,
+                           help="torch CPU threads for this command (default: digr --torch-threads, 1)")
         p.set_defaults(func=mod.run)
 
 
@@ -89,6 +98,8 @@ def main(argv: list[str] | None = None) -> int:
     debug = os.environ.get("DIGR_DEBUG") == "1"
     try:
         threads = 1 if args.torch_threads is None else args.torch_threads
+        if getattr(args, "threads", None) is not None:  # a command's own --threads wins
+            threads = args.threads
         if not 0 < threads <= (os.cpu_count() or 1) * 4:
             raise DigrError(f"--torch-threads must be in [1, {(os.cpu_count() or 1) * 4}] "
                             f"(4 per CPU core at most), got {threads}")

@@ -29,6 +29,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--teacher-timesteps", type=nonneg_int, default=None, help="override PPO steps")
     p.add_argument("--report-states", type=pos_int, default=None, help="override the benchmark states")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--json", action="store_true", help="print one JSON object at the end")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -40,6 +41,12 @@ def run(args: argparse.Namespace) -> int:
                         report_states=args.report_states)
     state = Pipeline(args.task, args.out, teacher=args.teacher, config=cfg, preset=args.preset,
                      show_progress=not args.no_progress).run()
+    if args.json:
+        from digr.cli.common import emit
+
+        emit({"task": args.task, "out": str(args.out), "report": f"{args.out}/report.md",
+              "stages": {k: v.get("wall_s") for k, v in state["stages"].items()}}, as_json=True)
+        return 0
     print(f"pipeline complete: {args.out}/report.md")
     for name, rec in state["stages"].items():
         print(f"  {name:<13} {rec['wall_s']:>8.1f} s")

@@ -83,7 +83,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="timing budget per method in seconds (default 8)")
     p.add_argument("--device", type=device_name, default="cpu",
                    help="cpu | cuda for the saliency benchmark and timing (default cpu)")
-    p.add_argument("--threads", type=thread_count, default=None, help="torch CPU threads (default: torch's own)")
+    p.add_argument("--threads", type=thread_count, default=None,
+                   help="torch CPU threads for this command (default: digr --torch-threads, 1)")
     p.add_argument("--panel-states", type=pos_int, default=4,
                    help="states in the saliency panels (default 4)")
     p.add_argument("--gif-frames", type=pos_int, default=120,

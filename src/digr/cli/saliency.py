@@ -50,7 +50,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rows-per-panel", type=pos_int, default=4, help="states per PNG (default 4)")
     p.add_argument("--device", type=device_name, default="cpu", help="torch device (default cpu)")
     p.add_argument("--threads", type=thread_count, default=None,
-                   help="torch CPU threads (default: torch's choice; 1 is often fastest on a busy machine)")
+                   help="torch CPU threads for this command (default: digr --torch-threads, 1)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
 

@@ -29,12 +29,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint-every", type=int, default=None, help="steps between checkpoints")
     p.add_argument("--vec-env", choices=["dummy", "subproc"], default=None,
                    help="run envs in this process (dummy) or one process each (subproc)")
-    p.add_argument("--threads", type=thread_count, default=None, help="torch threads")
+    p.add_argument("--threads", type=thread_count, default=None,
+                   help="torch CPU threads for this command (default: digr --torch-threads, 1)")
     p.add_argument("--fls", choices=list(FLS_VARIANTS), default=None,
                    help="train a Free-Lunch Saliency network instead of the plain one: sparse (FLS + "
                         "flatten), sparse-sum (FLS + sum-pool), dense (stride-1 trunk + FLS + sum-pool); "
                         "same PPO settings; recorded in config.json and the checkpoint")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--json", action="store_true", help="print one JSON object (implies --no-progress)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -49,7 +51,13 @@ def run(args: argparse.Namespace) -> int:
         spec, total_timesteps=args.timesteps, seed=args.seed, n_envs=args.n_envs,
         learning_rate=args.learning_rate, stop_at_success=args.stop_at_success,
         checkpoint_every=args.checkpoint_every, vec_env=args.vec_env, torch_threads=args.threads or None)
-    stats = train_teacher(spec.name, args.out, cfg, show_progress=not args.no_progress, fls=args.fls)
+    stats = train_teacher(spec.name, args.out, cfg, show_progress=not args.no_progress and not args.json, fls=args.fls)
+    if args.json:
+        from digr.cli.common import emit
+
+        emit({"task": spec.name, "out": str(args.out), "policy": f"{args.out}/policy", "fls": args.fls, **stats},
+             as_json=True)
+        return 0
     net = f" (FLS {args.fls})" if args.fls else ""
     print(f"trained {spec.name}{net}: {stats}  -> {args.out}/policy")
     return 0
