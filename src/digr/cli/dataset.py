@@ -18,7 +18,7 @@ with the same --out continues after the last complete shard and gives the same f
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_policy(p, "--teacher", dest="teacher")
-    add_task(p)
+    add_task(p, required=False)
     p.add_argument("--size", type=pos_int, default=None,
                    help="number of states (default: the task's Table 3 size, 1000 for red-fetch-green)")
     p.add_argument("--out", required=True, help="dataset folder (created; continued if it exists)")

@@ -39,7 +39,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_policy(p, "--teacher", dest="teacher")
     p.add_argument("--dataset", default=None, metavar="DIR",
                    help="the teacher's saliency dataset from 'digr dataset' (not needed with --no-igr)")
-    add_task(p)
+    add_task(p, required=False)
     p.add_argument("--out", required=True, help="run folder (created; resumed if it exists)")
     p.add_argument("--recipe", choices=["default", "paper"], default="default",
                    help="named settings to start from (default: default; paper: Table 3 as printed)")

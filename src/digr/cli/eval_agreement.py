@@ -27,7 +27,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_policy(p, "--teacher", dest="teacher")
     p.add_argument("--policy", action="append", required=True, metavar="CKPT",
                    help="policy (student) checkpoint or run folder to measure; repeatable")
-    add_task(p)
+    add_task(p, required=False)
     p.add_argument("--states", type=state_count, default=100, help="held-out states (default 100)")
     p.add_argument("--seed", type=seed_value, default=0, help="seed of the held-out rollouts (default 0)")
     p.add_argument("--radius", type=float, default=None,

@@ -41,7 +41,7 @@ example:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_policy(p)
-    add_task(p)
+    add_task(p, required=False)
     p.add_argument("--student", default=None, metavar="CKPT",
                    help="DIGR student checkpoint (adds the row: vanilla gradient on the student)")
     # --frames and --fps are checked by the library so a bad value is one 'digr: error:' line

@@ -12,7 +12,7 @@ HELP = "success rate / return of a policy over N seeded episodes (greedy actions
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_policy(p)
-    add_task(p)
+    add_task(p, required=False)
     p.add_argument("--episodes", type=episode_count, default=100, help="episodes (default 100)")
     p.add_argument("--seed", type=seed_value, default=0, help="episode k resets with seed+k (default 0)")
     p.add_argument("--stochastic", action="store_true", help="sample actions instead of argmax")

@@ -34,7 +34,7 @@ example:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_policy(p)
-    add_task(p)
+    add_task(p, required=False)
     p.add_argument("--attack", required=True, metavar="NAME", help="fgsm | pgd | mi-fgsm | mad")
     p.add_argument("--eps", required=True, type=eps_value, metavar="E",
                    help="L-inf radius in the [0, 1] pixel scale, 0 <= E <= 1 (e.g. 0.0314 or 8/255)")

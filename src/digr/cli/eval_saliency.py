@@ -13,6 +13,7 @@ from digr.cli.common import (
     emit,
     nonneg_int,
     pos_int,
+    resolve_task,
     seed_value,
     state_count,
     thread_count,
@@ -52,7 +53,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--method", required=True, metavar="NAME",
                    help="vanilla | guided_backprop | gradcam | integrated_gradients | smoothgrad | "
                         "perturbation | sarfa (aliases such as vg, ig accepted)")
-    add_task(p)
+    add_task(p, required=False)
     p.add_argument("--states", type=state_count, default=10_000,
                    help="benchmark states (default 10000, as the paper)")
     p.add_argument("--seed", type=seed_value, default=0, help="state k resets with seed+k (default 0)")
@@ -78,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     from digr.saliency import canonical_name
 
-    task = check_task(args.task)  # before loading anything: only red-fetch-green has masks
+    task = check_task(resolve_task(args, args.policy).name)  # before loading weights: only red-fetch-green has masks
     method = canonical_name(args.method)
     policy = load_policy(args.policy, task=task)
     result = evaluate_saliency(policy, method, task=task, states=args.states, seed=args.seed,

@@ -34,7 +34,7 @@ example:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_policy(p)
-    add_task(p)
+    add_task(p, required=False)
     p.add_argument("--student", default=None, metavar="CKPT",
                    help="DIGR student checkpoint (times its vanilla gradient)")
     p.add_argument("--repeats", type=pos_int, default=20,

@@ -36,7 +36,7 @@ sarfa, or 'all'; several may be given comma-separated."""
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_policy(p)
-    add_task(p)
+    add_task(p, required=False)
     p.add_argument("--method", default="all", metavar="NAME|all",
                    help="saliency method(s), comma-separated, or 'all' (default all)")
     p.add_argument("--states", type=state_count, default=8, metavar="N", help="states to explain (default 8)")
