@@ -167,9 +167,17 @@ class Pipeline:
         from digr.distill.config import DatasetConfig
         from digr.distill.dataset import build_dataset
 
+        from digr.parallel import ParallelConfig
+
         cfg = DatasetConfig.for_task(self.spec, size=self.config.dataset_size, seed=self.config.seed)
+        try:  # the shards as Ray tasks on every core when Ray is installed, else one after the other
+            import ray  # noqa: F401
+
+            parallel = ParallelConfig(ray=True)
+        except ImportError:
+            parallel = ParallelConfig()
         manifest = build_dataset(self.teacher_path, self.spec.name, self.out / "dataset", cfg,
-                                 show_progress=self.show_progress)
+                                 show_progress=self.show_progress, parallel=parallel)
         return {"count": manifest.get("count"), "size": cfg.size}
 
     def student(self, kind: str) -> dict[str, Any]:

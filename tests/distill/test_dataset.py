@@ -63,16 +63,16 @@ def test_interrupted_build_resumes_to_the_same_dataset(tmp_path, teacher_ckpt, m
     full = build_dataset(teacher_ckpt, TASK, tmp_path / "full", SMALL, workers=1)
     assert full["complete"] and [s["index"] for s in full["shards"]] == [0, 1, 2, 3]
 
-    real = dataset_mod._make_shard
+    real = dataset_mod._shard_arrays
     calls = []
 
-    def dies_after_two(job):
+    def dies_after_two(job, teacher):
         if len(calls) == 2:
             raise KeyboardInterrupt  # as if killed while making the third shard
         calls.append(job["index"])
-        return real(job)
+        return real(job, teacher)
 
-    monkeypatch.setattr(dataset_mod, "_make_shard", dies_after_two)
+    monkeypatch.setattr(dataset_mod, "_shard_arrays", dies_after_two)
     with pytest.raises(KeyboardInterrupt):
         build_dataset(teacher_ckpt, TASK, tmp_path / "part", SMALL, workers=1)
     m = read_manifest(tmp_path / "part")
@@ -80,7 +80,7 @@ def test_interrupted_build_resumes_to_the_same_dataset(tmp_path, teacher_ckpt, m
     with pytest.raises(DigrError, match="incomplete"):
         load_dataset(tmp_path / "part")
 
-    monkeypatch.setattr(dataset_mod, "_make_shard", real)
+    monkeypatch.setattr(dataset_mod, "_shard_arrays", real)
     calls.clear()
     resumed = build_dataset(teacher_ckpt, TASK, tmp_path / "part", SMALL, workers=1)
     assert resumed["complete"] and resumed["count"] == 8
@@ -110,7 +110,9 @@ def test_rerun_of_a_complete_dataset_changes_nothing(tmp_path, teacher_ckpt):
     assert {p.name: p.stat().st_mtime_ns for p in out.glob("shard-*.npz")} == before
 
 
+@pytest.mark.slow  # a local Ray: worker start-up dominates (make test-all)
 def test_parallel_workers_make_the_same_dataset(tmp_path, teacher_ckpt, tiny_dataset):
+    pytest.importorskip("ray")
     cfg = DatasetConfig(size=8, shard_size=4, radius=4, stride=8)  # same as tiny_dataset
     build_dataset(teacher_ckpt, TASK, tmp_path / "par", cfg, workers=2)
     a, b = load_dataset(tiny_dataset), load_dataset(tmp_path / "par")

@@ -83,15 +83,20 @@ def test_sweep_rows():
     assert strip(rows[0]) == strip(rows[2])
 
 
-def test_sweep_in_worker_processes_gives_the_same_rows():
+def test_sweep_with_bad_workers_is_refused():
+    with pytest.raises(DigrError, match="workers"):
+        robustness_sweep(tiny_rfg_policy(4), TASK, workers=0, attacks=("fgsm",), eps_values=(0.0,), episodes=1)
+
+
+@pytest.mark.slow  # a local Ray: worker start-up dominates (make test-all)
+def test_sweep_as_ray_tasks_gives_the_same_rows():
+    pytest.importorskip("ray")
     policy = tiny_rfg_policy(4, head_gain=20.0)
     kw = dict(attacks=("fgsm",), eps_values=(0.0, 8 / 255, 64 / 255), episodes=1, seed=1)
     serial = robustness_sweep(policy, TASK, **kw)
     pooled = robustness_sweep(policy, TASK, workers=2, **kw)
     assert pooled == serial
     assert len({r["action_flip_rate"] for r in serial}) > 1  # the points really differ
-    with pytest.raises(DigrError, match="workers"):
-        robustness_sweep(policy, TASK, workers=0, **kw)
 
 
 def test_bad_input():

@@ -175,3 +175,23 @@ def eps_value(text: str) -> float:
     except (ValueError, ZeroDivisionError):
         raise argparse.ArgumentTypeError(
             f"expected a number or a fraction like 8/255, got {text!r}") from None
+
+
+def add_parallel(p: argparse.ArgumentParser, *, what: str) -> None:
+    """``--ray``, ``--ray-address`` and ``--workers``: where the independent units of ``what`` run
+    (:class:`digr.parallel.ParallelConfig`)."""
+    p.add_argument("--ray", action="store_true",
+                   help=f"make {what} as Ray tasks on a local Ray (pip install 'digr[ray]')")
+    p.add_argument("--ray-address", metavar="ADDR", default=None,
+                   help="join the running Ray cluster at ADDR instead (implies --ray)")
+    p.add_argument("--workers", type=bounded_count(4096), default=None,
+                   help="CPUs of the local Ray (default: all cores); more than 1 implies --ray. "
+                        "Without Ray the units run one after the other in this process")
+
+
+def parallel_config(args: argparse.Namespace):
+    from digr.parallel import ParallelConfig
+
+    workers = getattr(args, "workers", None)
+    use = bool(getattr(args, "ray", False) or getattr(args, "ray_address", None) or (workers or 1) > 1)
+    return ParallelConfig(ray=use, workers=workers, address=getattr(args, "ray_address", None)).validate()

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import argparse
 
-from digr.cli.common import add_policy, add_task, emit, pos_int, resolve_task, seed_value
+from digr.cli.common import (
+    add_parallel,
+    add_policy,
+    add_task,
+    emit,
+    parallel_config,
+    pos_int,
+    resolve_task,
+    seed_value,
+)
 
 NAME = "dataset"
 HELP = "states from a teacher's rollouts with its Gaussian-blur perturbation maps (DIGR's dataset D)"
@@ -12,8 +21,9 @@ DESCRIPTION = HELP + """
 
 States come from the teacher's own sampled rollouts; each is stored with the teacher's
 perturbation saliency map (radius: the task's, appendix A) and action probabilities, in .npz
-shards plus manifest.json. Shards are made in parallel (--workers) from per-shard seeds; rerunning
-with the same --out continues after the last complete shard and gives the same final dataset."""
+shards plus manifest.json. Each shard has its own seed: made one after the other (default) or as
+Ray tasks (--ray, --ray-address, --workers), the dataset is the same. Rerunning with the same
+--out continues after the last complete shard and gives the same final dataset."""
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -22,8 +32,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--size", type=pos_int, default=None,
                    help="number of states (default: the task's Table 3 size, 1000 for red-fetch-green)")
     p.add_argument("--out", required=True, help="dataset folder (created; continued if it exists)")
-    p.add_argument("--workers", type=pos_int, default=None,
-                   help="processes making shards (default: all local cores; 1 runs in this process)")
+    add_parallel(p, what="the shards")
     p.add_argument("--seed", type=seed_value, default=0, help="seed (default 0)")
     p.add_argument("--shard-size", type=pos_int, default=None, help="states per shard file (default 64)")
     p.add_argument("--stride", type=pos_int, default=None,
@@ -50,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
                                  stride=args.stride, radius=args.radius, keep_prob=args.keep_prob,
                                  truncate=args.truncate)
     t0 = time.time()
-    m = build_dataset(args.teacher, spec.name, args.out, cfg, workers=args.workers,
+    m = build_dataset(args.teacher, spec.name, args.out, cfg, parallel=parallel_config(args),
                       show_progress=not args.no_progress and not args.json)
     emit({"task": spec.name, "out": str(args.out), "count": m["count"], "complete": m["complete"],
           "shards": len(m["shards"]), "radius": m["radius"], "stride": m["stride"],

@@ -70,8 +70,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--attacks", nargs="+", default=None, metavar="NAME",
                    help="attacks to sweep (default all)")
     p.add_argument("--workers", type=pos_int, default=1,
-                   help="processes for the robustness sweep, one (attack, eps) point each at a time "
-                        "(default 1; the rows do not depend on it)")
+                   help="Ray CPUs for the robustness sweep's points (default 1: one after the other, no Ray; "
+                        "more needs pip install 'digr[ray]')")
     p.add_argument("--seed", type=seed_value, default=0,
                    help="seed of states, episodes and attacks (default 0)")
     p.add_argument("--batch-size", type=pos_int, default=64, help="states per saliency call (default 64)")

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import multiprocessing as mp
 import os
 import zipfile
 from dataclasses import dataclass
@@ -39,8 +38,9 @@ import torch
 from digr import __version__
 from digr.distill.config import DatasetConfig
 from digr.envs import get_task, make_env
-from digr.errors import DigrError
+from digr.errors import DigrError, check_int
 from digr.io import atomic_write, atomic_write_json, claim_folder, read_versioned_json
+from digr.parallel import ParallelConfig, run_units
 from digr.models.checkpoint import file_digest, load_policy, resolve
 from digr.models.cnn import PolicyNet, to_tensor
 
@@ -151,11 +151,25 @@ def collect_states(teacher: PolicyNet, task: str, n: int, *, rng: np.random.Gene
     return np.stack(states), np.stack(probs)
 
 
-def _make_shard(job: dict[str, Any]) -> dict[str, Any]:
-    """Build and atomically write shard ``job["index"]``; returns its manifest record."""
-    teacher = job.get("policy")
-    if teacher is None:
-        teacher = load_policy(job["teacher"], task=job["task"])
+def _policy_blob(policy: PolicyNet) -> dict[str, Any]:
+    """The teacher by content (config + weights as arrays) for workers that may be on other nodes."""
+    return {"config": policy.config.to_dict(),
+            "state": {k: v.detach().cpu().numpy() for k, v in policy.state_dict().items()}}
+
+
+def _policy_from_blob(blob: dict[str, Any]) -> PolicyNet:
+    from digr.models.cnn import PolicyConfig
+
+    policy = PolicyNet(PolicyConfig.from_dict(blob["config"]))
+    policy.load_state_dict({k: torch.from_numpy(v) for k, v in blob["state"].items()})
+    return policy.eval()
+
+
+def _shard_arrays(job: dict[str, Any], teacher: PolicyNet | dict[str, Any]) -> dict[str, Any]:
+    """States, perturbation maps and teacher probabilities of shard ``job["index"]``: one unit of
+    :func:`digr.parallel.run_units`, run here or as a Ray task (``teacher`` then by content)."""
+    if isinstance(teacher, dict):
+        teacher = _policy_from_blob(teacher)
     rng = np.random.default_rng(np.random.SeedSequence([job["seed"], job["index"]]))
     states, probs = collect_states(teacher, job["task"], job["count"], rng=rng, keep_prob=job["keep_prob"])
     saliency = job["saliency"] or _default_saliency()
@@ -169,29 +183,22 @@ def _make_shard(job: dict[str, Any]) -> dict[str, Any]:
         raise DigrError(f"saliency function returned maps {maps_np.shape} (finite: "
                         f"{bool(np.isfinite(maps_np).all())}), expected {(len(states), *states.shape[2:])}")
     maps_np = np.clip(maps_np, 0.0, 1.0).astype(np.float32)
-    out = Path(job["out"])
-    name = shard_name(job["index"])
+    return {"index": job["index"], "states": states, "maps": maps_np, "probs": probs}
+
+
+def _write_shard(out: Path, arrays: dict[str, Any]) -> dict[str, Any]:
+    """Write one shard atomically (in the driver, whichever node made it); its manifest record."""
+    name = shard_name(arrays["index"])
 
     def write(tmp: Path) -> None:
         with open(tmp, "wb") as f:  # an open file: np.savez* would add ".npz" to the temp name
-            np.savez_compressed(f, states=states, maps=maps_np, probs=probs)
+            np.savez_compressed(f, states=arrays["states"], maps=arrays["maps"], probs=arrays["probs"])
             f.flush()
             os.fsync(f.fileno())
 
     atomic_write(out / name, write)
-    return {"index": job["index"], "file": name, "count": int(len(states)), "sha256": _sha256(out / name)}
-
-
-def _local_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))  # the cores this process may actually use
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
-def _worker_init() -> None:
-    # Each worker makes whole shards on one core; more threads per worker would oversubscribe.
-    torch.set_num_threads(1)
+    return {"index": arrays["index"], "file": name, "count": int(len(arrays["states"])),
+            "sha256": _sha256(out / name)}
 
 
 def _read_shard(path: Path, *, count: int | None = None) -> dict[str, np.ndarray]:
@@ -216,19 +223,19 @@ def build_dataset(
     workers: int | None = None,
     show_progress: bool = False,
     saliency: SaliencyFn | None = None,
+    parallel: ParallelConfig | None = None,
 ) -> dict[str, Any]:
     """Make (or finish) the dataset D of ``teacher`` for ``task`` in the folder ``out``.
 
     ``teacher``: a checkpoint (or run) folder, or an in-memory :class:`PolicyNet`, which is then
     saved as ``out/teacher`` and recorded by its digest like any checkpoint.
 
-    ``config`` defaults to the task's Table 3 size and appendix A radius. ``workers`` processes
-    (spawned; default: all local cores) each make whole shards; ``workers=1`` runs in this process.
-    A folder that already holds part of the same dataset is continued; one made with another
-    teacher or other settings is a :class:`DigrError`. Returns the final manifest.
-
-    Workers are started with the ``spawn`` method, so a script calling this with ``workers > 1``
-    needs the usual ``if __name__ == "__main__":`` guard.
+    ``config`` defaults to the task's Table 3 size and appendix A radius. Shards are independent
+    units (:mod:`digr.parallel`): made one after the other here, or as Ray tasks with ``parallel``
+    (``workers > 1`` alone means a local Ray with that many CPUs). Each shard has its own seed, so
+    the dataset is the same either way. A folder that already holds part of the same dataset is
+    continued; one made with another teacher or other settings is a :class:`DigrError`. Returns
+    the final manifest.
     """
     from digr.models.checkpoint import as_checkpoint
 
@@ -289,11 +296,12 @@ def build_dataset(
                 continue
             commit({"index": i, "file": path.name, "count": n, "sha256": _sha256(path)})
     todo = [(i, n) for i, n in plan if i not in records]
-    job = {"teacher": str(teacher_path), "task": spec.name, "seed": config.seed, "radius": config.radius,
-           "stride": config.stride, "truncate": config.truncate, "keep_prob": config.keep_prob,
-           "out": str(out), "saliency": saliency}
+    job = {"task": spec.name, "seed": config.seed, "radius": config.radius, "stride": config.stride,
+           "truncate": config.truncate, "keep_prob": config.keep_prob, "saliency": saliency}
     jobs = [{**job, "index": i, "count": n} for i, n in todo]
-    n_workers = min(workers or _local_cores(), len(jobs))
+    if parallel is None:
+        workers = check_int("workers", workers if workers is not None else 1, maximum=4096)
+        parallel = ParallelConfig(ray=workers > 1, workers=workers if workers > 1 else None)
 
     bar = None
     if show_progress:
@@ -305,18 +313,12 @@ def build_dataset(
         bar.start()
         bar_task = bar.add_task("dataset", total=config.size, completed=manifest["count"])
     try:
-        if n_workers <= 1:
-            for j in jobs:
-                rec = _make_shard({**j, "policy": policy})
-                commit(rec)
-                if bar is not None:
-                    bar.update(bar_task, advance=rec["count"])
-        elif jobs:
-            with mp.get_context("spawn").Pool(n_workers, initializer=_worker_init) as pool:
-                for rec in pool.imap_unordered(_make_shard, jobs):
-                    commit(rec)
-                    if bar is not None:
-                        bar.update(bar_task, advance=rec["count"])
+        shared = _policy_blob(policy) if parallel.uses_ray else policy
+        for arrays in run_units(_shard_arrays, jobs, shared=shared, parallel=parallel):
+            rec = _write_shard(out, arrays)
+            commit(rec)
+            if bar is not None:
+                bar.update(bar_task, advance=rec["count"])
     finally:
         if bar is not None:
             bar.stop()

@@ -98,9 +98,10 @@ def evaluate_robustness(
     }
 
 
-def _sweep_point(args: tuple) -> dict[str, Any]:
-    """One :func:`evaluate_robustness` call from a packed argument tuple (picklable for workers)."""
-    policy, task, name, eps, episodes, seed, n_envs, attack_settings = args
+def _sweep_point(args: tuple, policy: PolicyNet) -> dict[str, Any]:
+    """One :func:`evaluate_robustness` call from a packed argument tuple: one unit of
+    :func:`digr.parallel.run_units` (the policy is shared by every point)."""
+    task, name, eps, episodes, seed, n_envs, attack_settings = args
     return evaluate_robustness(policy, task, attack=name, eps=eps, episodes=episodes, seed=seed,
                                n_envs=n_envs, **attack_settings)
 
@@ -124,10 +125,11 @@ def robustness_sweep(
     attack name (the rows are identical either way). ``attack_settings`` go to every attack, so
     only pass settings all of them take (e.g. ``seed``).
 
-    ``workers > 1`` spreads the points over that many processes (``spawn``; one torch thread
-    each). Why: a batch-1 rollout step uses one core (the env steps and small forwards do not
-    split across threads), so on a multi-core CPU the points are the unit to parallelise. Each
-    point is seeded on its own, so the rows are the same as with ``workers=1``.
+    ``workers > 1`` runs the points as Ray tasks on a local Ray with that many CPUs
+    (:mod:`digr.parallel`; ``pip install 'digr[ray]'``), one torch thread each. Why: a batch-1
+    rollout step uses one core (the env steps and small forwards do not split across threads), so
+    on a multi-core CPU the points are the unit to parallelise. Each point is seeded on its own,
+    so the rows are the same as with ``workers=1``.
     """
     names = [resolve_attack_name(a) for a in attacks]
     if not names:
@@ -141,17 +143,14 @@ def robustness_sweep(
     distinct_eps = list(dict.fromkeys(eps_list))
     points = [(names[0], 0.0)] if 0.0 in distinct_eps else []
     points += [(name, eps) for name in dict.fromkeys(names) for eps in distinct_eps if eps > 0.0]
-    jobs = [(policy, task, name, eps, episodes, seed, n_envs, attack_settings) for name, eps in points]
-    if workers == 1 or len(jobs) == 1:
-        results = [_sweep_point(job) for job in jobs]
-    else:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
+    jobs = [(task, name, eps, episodes, seed, n_envs, attack_settings) for name, eps in points]
+    from digr.parallel import ParallelConfig, run_units
 
-        ctx = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=min(int(workers), len(jobs)), mp_context=ctx,
-                                 initializer=torch.set_num_threads, initargs=(1,)) as pool:
-            results = list(pool.map(_sweep_point, jobs))
+    parallel = ParallelConfig(ray=workers > 1 and len(jobs) > 1, workers=workers)
+    by_point = {}
+    for row in run_units(_sweep_point, jobs, shared=policy, parallel=parallel):  # any order with Ray
+        by_point[(row["attack"], float(row["eps"]))] = row
+    results = [by_point[(name, float(eps))] for name, eps in points]
     done = dict(zip(points, results))
     clean = next((row for (_, e), row in done.items() if e == 0.0), None)
     rows: list[dict[str, Any]] = []
