@@ -1,0 +1,113 @@
+"""What a report measures (:class:`ReportConfig`) and the command that regenerates it."""
+
+from __future__ import annotations
+
+import json
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from digr.errors import DigrError, check_int
+
+SECTIONS = ("agreement", "table1", "timing", "performance", "robustness", "panels", "gif")
+"""Report sections, in the order they are written."""
+
+
+@dataclass(frozen=True)
+class ReportConfig:
+    """Sizes and options of ``digr report``; the defaults are the full-size run."""
+
+    states: int = 10_000
+    """Saliency benchmark states for Table 1 (paper: 10k)."""
+    episodes: int = 100
+    """Episodes per policy for the performance table (Figure 9's teacher line)."""
+    robustness_episodes: int = 50
+    """Episodes per (attack, eps) point (paper Figure 8: 50)."""
+    eps: tuple[float, ...] | None = None
+    """Robustness eps sweep in the [0, 1] pixel scale; None: ``robustness.DEFAULT_EPS``."""
+    attacks: tuple[str, ...] | None = None
+    """Attacks to sweep; None: all registered."""
+    workers: int = 1
+    """Processes for the robustness sweep (see :func:`digr.evaluation.robustness.robustness_sweep`);
+    the results, and so the cache keys, do not depend on it."""
+    seed: int = 0
+    """Seed of benchmark states, episodes and attacks."""
+    batch_size: int = 64
+    """States per saliency call in the benchmark."""
+    settings: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Saliency setting overrides per method for Table 1 and the panels (e.g. perturbation stride)."""
+    repeats: int = 20
+    """Timed calls per method (fewer for slow ones)."""
+    timing_max_seconds: float = 8.0
+    """About how long the timed calls of one method may take."""
+    device: str = "cpu"
+    """Device for the saliency benchmark and the timing."""
+    threads: int | None = None
+    """torch CPU threads used (recorded in the commands); None: torch's default."""
+    panel_states: int = 4
+    """States in the saliency panels (paper Figure 3: 4)."""
+    gif_frames: int = 120
+    """Most frames in the episode GIF (the episode's numbers are for the whole episode)."""
+    gif_fps: float = 5.0
+    agreement_states: int = 100
+    """Held-out teacher states for the map-agreement section (:mod:`digr.evaluation.agreement`)."""
+    sections: tuple[str, ...] = SECTIONS
+    """Sections to include (default: all, in :data:`SECTIONS` order)."""
+
+
+SPIKE_TOP1 = 0.85
+"""A student map with more than this share of its mass in its 1% largest pixels is flagged as a
+spike: it may score well on masks (Table 1) while showing a few dots, not the decision's region.
+(Perturbation maps are peaked too: on Red-Fetch-Green the teacher's own holds about 0.68 of its
+mass in its top 1%; the Table 3 students' single-pixel maps hold 0.87-0.97.)"""
+GOAL_CC, GOAL_SHARE = 0.7, 0.8
+"""Map agreement a DIGR student should reach (cc, share)."""
+
+
+def _fmt_eps(eps: float) -> str:
+    """``k/255`` when eps is a whole number of grey levels (as the CLI accepts), else the float."""
+    k = eps * 255.0
+    if abs(k - round(k)) < 1e-9:
+        return "0" if round(k) == 0 else f"{int(round(k))}/255"
+    return repr(float(eps))
+
+
+def report_command(directory: Path, cfg: ReportConfig) -> str:
+    """The ``digr report`` command line for ``cfg`` (non-default options only)."""
+    from digr.evaluation.table1 import display_path
+
+    d = ReportConfig()
+    parts = ["digr", "report", display_path(directory)]
+    for name, flag in (("states", "--states"), ("episodes", "--episodes"),
+                       ("robustness_episodes", "--robustness-episodes"), ("seed", "--seed"),
+                       ("batch_size", "--batch-size"), ("repeats", "--repeats"),
+                       ("timing_max_seconds", "--max-seconds"), ("device", "--device"),
+                       ("threads", "--threads"), ("panel_states", "--panel-states"),
+                       ("gif_frames", "--gif-frames")):
+        v = getattr(cfg, name)
+        if v != getattr(d, name):
+            parts += [flag, str(v)]
+    if cfg.eps is not None:
+        parts += ["--eps", *(_fmt_eps(e) for e in cfg.eps)]
+    if cfg.attacks is not None:
+        parts += ["--attacks", *cfg.attacks]
+    for method, sets in cfg.settings.items():
+        for k, v in sets.items():
+            parts += ["--setting", f"{method}.{k}={v if isinstance(v, str) else json.dumps(v)}"]
+    if tuple(cfg.sections) != SECTIONS:
+        parts += ["--sections", *cfg.sections]
+    return shlex.join(parts)
+
+
+
+def _check_config(cfg: ReportConfig) -> None:
+    unknown = [s for s in cfg.sections if s not in SECTIONS]
+    if unknown:
+        raise DigrError(f"unknown report section(s) {', '.join(unknown)}; choose from {', '.join(SECTIONS)}")
+    for name in ("states", "episodes", "robustness_episodes", "batch_size", "repeats", "panel_states",
+                 "gif_frames", "agreement_states"):
+        check_int(name, getattr(cfg, name))
+    check_int("seed", cfg.seed, minimum=0)
+    if not cfg.timing_max_seconds > 0 or not cfg.gif_fps > 0:
+        raise DigrError("timing_max_seconds and gif_fps must be > 0")

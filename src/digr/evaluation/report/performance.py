@@ -1,0 +1,52 @@
+"""Section: task performance kept by the students, with the chance level."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from digr.evaluation.report.base import _cmd_block, _Report
+from digr.evaluation.report.metrics import metrics_path, performance_kept
+
+
+def _performance(rep: _Report) -> None:
+    from digr.evaluation import figures
+    from digr.evaluation.table1 import display_path
+
+    cfg, pipe, metric = rep.cfg, rep.pipe, rep.metric
+    rep.md += ["## Task performance kept (paper Figure 9)", ""]
+    perf = performance_kept(pipe.teacher, pipe.digr, pipe.distill_only, task=rep.spec.name,
+                            episodes=cfg.episodes, seed=cfg.seed, cache=rep.cache,
+                            extra=[(st.label, st.policy) for st in pipe.students])
+    cmds = [rep.command("evaluate", "performance", "--policy", rep.paths[r], "--task", rep.spec.name,
+                        "--episodes", str(cfg.episodes), "--seed", str(cfg.seed), "--json")
+            for r in perf["policies"]]
+    def chance() -> dict[str, Any]:
+        from digr.evaluation.performance import evaluate_policy, uniform_policy
+
+        return evaluate_policy(uniform_policy(rep.net("teacher").config), rep.spec.name, episodes=cfg.episodes,
+                               seed=cfg.seed, deterministic=False)
+
+    rows = {**perf["policies"], "uniform random actions (chance)": rep.cache(
+        "performance-chance", {"task": rep.spec.name, "episodes": cfg.episodes, "seed": cfg.seed}, chance)}
+    rep.md += [f"Greedy actions, episode k resets with seed {cfg.seed}+k; the last row is the chance level "
+               "(actions drawn uniformly at random):", "", *_cmd_block(cmds),
+               "| Policy | success_rate | mean_return | std_return | mean_length | episodes |",
+               "|---|---:|---:|---:|---:|---:|"]
+    for r, v in rows.items():
+        sr = "—" if v["success_rate"] is None else f"{v['success_rate']:.3f}"
+        rep.md.append(f"| {r} | {sr} | {v['mean_return']:.3f} | {v['std_return']:.3f} "
+                      f"| {v['mean_length']:.1f} | {v['episodes']} |")
+    step_key = "step" if metric == "success_rate" else "step_return"
+    curves = {r: (c[step_key], c[metric]) for r, c in perf["curves"].items()}
+    rep.md.append("")
+    if any(len(steps) for steps, _ in curves.values()):
+        figures.performance_chart(curves, perf["policies"]["teacher"][metric], rep.figdir / "performance.png",
+                                  metric=metric)
+        logs = ", ".join(f"`{display_path(metrics_path(pipe.run_dir(r)))}`" for r in curves if curves[r][0])
+        rep.md += [f"Students' `eval/{metric}` over training, read from {logs} (written by `digr distill` "
+                   f"during training, with its own evaluation episodes); the dotted line is the teacher's "
+                   f"{metric} from the table above.", "", "![performance](figures/performance.png)", ""]
+    else:
+        rep.md += ["*No training curve: the students' metrics logs have no evaluated rows.*", ""]
+    rep.done("performance")
+    rep.summary["performance"] = {r: v[metric] for r, v in perf["policies"].items()}

@@ -1,0 +1,58 @@
+"""Section: robustness to the four attacks (paper Figure 8)."""
+
+from __future__ import annotations
+
+import shlex
+from typing import Any
+
+from digr.evaluation.report.base import _cmd_block, _Report
+from digr.evaluation.report.config import _fmt_eps
+from digr.evaluation.report.metrics import _cache_slug
+
+
+def _robustness(rep: _Report) -> None:
+    from digr.evaluation import figures
+
+    cfg, spec, metric = rep.cfg, rep.spec, rep.metric
+    rep.md += ["## Robustness to observation attacks (paper Figure 8)", ""]
+    try:  # owned by the attacks work; the report works without it
+        from digr.attacks import ATTACK_NAMES, resolve_attack_name
+        from digr.evaluation import robustness as rob
+    except ImportError as exc:
+        rep.skip("robustness", f"digr.evaluation.robustness is not available ({exc})")
+        return
+    attacks = [resolve_attack_name(a) for a in (cfg.attacks or ATTACK_NAMES)]
+    eps_list = list(rob.DEFAULT_EPS if cfg.eps is None else cfg.eps)
+    sweeps: dict[str, list[dict[str, Any]]] = {}
+    for r in rep.roles:
+        key = {"kind": "robustness", "weights": rep.digests[r], "task": spec.name, "attacks": attacks,
+               "eps": eps_list, "episodes": cfg.robustness_episodes, "seed": cfg.seed}
+        sweeps[r] = rep.cache(f"robustness-{_cache_slug(r)}", key, lambda r=r: rob.robustness_sweep(
+            rep.net(r), spec.name, attacks=attacks, eps_values=eps_list, episodes=cfg.robustness_episodes,
+            seed=cfg.seed, workers=cfg.workers))
+    figures.robustness_chart(sweeps, rep.figdir / "robustness.png", metric=metric)
+    rep.md += [f"Every observation attacked inside the L-inf eps-ball (eps in grey levels of 255), greedy "
+               f"actions, {cfg.robustness_episodes} episodes per point (episode k resets with seed "
+               f"{cfg.seed}+k). `{metric}` per point; each table is printed by the loops above it (one JSON "
+               "line per eps, one loop per column).", "", "![robustness](figures/robustness.png)", ""]
+    eps_args = " ".join(_fmt_eps(e) for e in eps_list)
+    for attack in attacks:
+        loops = [f"for EPS in {eps_args}; do\n  "
+                 + rep.command("evaluate", "robustness", "--policy", rep.paths[r], "--task", spec.name,
+                               "--attack", attack)
+                 + ' --eps "$EPS" '
+                 + shlex.join(["--episodes", str(cfg.robustness_episodes), "--seed", str(cfg.seed), "--json"])
+                 + "\ndone" for r in rep.roles]
+        rep.md += [f"### {attack}", "", *_cmd_block(loops),
+                   "| eps | " + " | ".join(rep.roles) + " |", "|---:|" + "---:|" * len(rep.roles)]
+        for e in eps_list:
+            cells = []
+            for r in rep.roles:
+                hit = [x for x in sweeps[r] if x["attack"] == attack and abs(x["eps"] - e) < 1e-12]
+                cells.append(f"{hit[0][metric]:.3f}" if hit else "—")
+            rep.md.append(f"| {_fmt_eps(e)} | " + " | ".join(cells) + " |")
+        rep.md.append("")
+    rep.done("robustness")
+    rep.summary["robustness"] = {
+        r: [{"attack": x["attack"], "eps": x["eps"], metric: x[metric]} for x in rows]
+        for r, rows in sweeps.items()}
