@@ -16,6 +16,7 @@ from typing import Any, Callable
 from digr import __version__
 from digr.errors import DigrError
 from digr.io import atomic_write_json
+from digr.parallel import ParallelConfig
 
 LAYOUT = {
     "pipeline.json": "task, preset, seed, teacher path, per-stage wall times",
@@ -82,9 +83,12 @@ class Pipeline:
 
     def __init__(self, task: str, out: str | Path, *, teacher: str | Path | None = None,
                  config: PipelineConfig = PRESETS["full"], preset: str = "custom",
-                 log: Callable[[str], None] = print, show_progress: bool = True) -> None:
+                 log: Callable[[str], None] = print, show_progress: bool = True,
+                 parallel: ParallelConfig | None = None) -> None:
         from digr.envs import get_task
 
+        self.parallel = parallel or ParallelConfig()
+        """Where the dataset's shards run (:mod:`digr.parallel`; default: one after the other)."""
         self.spec = get_task(task)
         self.out = Path(out)
         self.config = config
@@ -167,17 +171,9 @@ class Pipeline:
         from digr.distill.config import DatasetConfig
         from digr.distill.dataset import build_dataset
 
-        from digr.parallel import ParallelConfig
-
         cfg = DatasetConfig.for_task(self.spec, size=self.config.dataset_size, seed=self.config.seed)
-        try:  # the shards as Ray tasks on every core when Ray is installed, else one after the other
-            import ray  # noqa: F401
-
-            parallel = ParallelConfig(ray=True)
-        except ImportError:
-            parallel = ParallelConfig()
         manifest = build_dataset(self.teacher_path, self.spec.name, self.out / "dataset", cfg,
-                                 show_progress=self.show_progress, parallel=parallel)
+                                 show_progress=self.show_progress, parallel=self.parallel)
         return {"count": manifest.get("count"), "size": cfg.size}
 
     def student(self, kind: str) -> dict[str, Any]:

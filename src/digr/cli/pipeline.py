@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import argparse
 
-from digr.cli.common import add_task, nonneg_int, pos_int, resolve_task, seed_value
+from digr.cli.common import (
+    add_parallel,
+    add_task,
+    nonneg_int,
+    parallel_config,
+    pos_int,
+    resolve_task,
+    seed_value,
+)
 
 NAME = "pipeline"
 HELP = "run teacher -> dataset -> DIGR + distill-only students -> report (skips finished stages)"
@@ -28,6 +36,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--student-steps", type=nonneg_int, default=None, help="override the student updates")
     p.add_argument("--teacher-timesteps", type=nonneg_int, default=None, help="override PPO steps")
     p.add_argument("--report-states", type=pos_int, default=None, help="override the benchmark states")
+    add_parallel(p, what="the dataset's shards")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--json", action="store_true", help="print one JSON object at the end")
 
@@ -40,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
                         student_steps=args.student_steps, teacher_timesteps=args.teacher_timesteps,
                         report_states=args.report_states)
     state = Pipeline(args.task, args.out, teacher=args.teacher, config=cfg, preset=args.preset,
-                     show_progress=not args.no_progress).run()
+                     show_progress=not args.no_progress, parallel=parallel_config(args)).run()
     if args.json:
         from digr.cli.common import emit
 
