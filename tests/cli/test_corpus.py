@@ -186,7 +186,7 @@ CASES = [
     ("rob-eps-text", ["evaluate", "robustness", P, EV, "--task", TASK, "--attack", "pgd", "--eps", "a/255"],
      "eps"),
     ("rob-steps", ["evaluate", "robustness", P, EV, "--task", TASK, "--attack", "pgd", "--eps", "0.01",
-                   "--steps", "-1"], "steps"),
+                   "--attack-steps", "-1"], "attack-steps"),
     ("rob-episodes-huge", ["evaluate", "robustness", P, EV, "--task", TASK, "--attack", "pgd", "--eps", "0.01",
                            "--episodes", str(10**12)], "episodes"),
     ("agree-states", ["evaluate", "agreement", T, EV, P, EV, "--task", TASK, "--states", "0"], "states"),

@@ -113,7 +113,7 @@ def test_bad_input():
 def test_cli_json(tmp_path, capsys):
     ckpt = save_policy(tiny_rfg_policy(4), tmp_path / "policy", task=TASK)
     rc = main(["evaluate", "robustness", "--policy", str(ckpt), "--task", TASK, "--attack", "mad",
-               "--eps", "4/255", "--episodes", "1", "--seed", "2", "--steps", "2", "--json"])
+               "--eps", "4/255", "--episodes", "1", "--seed", "2", "--attack-steps", "2", "--json"])
     assert rc == 0
     out = json.loads(capsys.readouterr().out)
     assert out["attack"] == "mad" and out["eps"] == pytest.approx(4 / 255) and out["episodes"] == 1
@@ -124,7 +124,7 @@ def test_cli_json(tmp_path, capsys):
     (["--attack", "nope", "--eps", "0.01"], "unknown attack"),
     (["--attack", "fgsm", "--eps=-0.01"], "eps"),
     (["--attack", "fgsm", "--eps", "2"], "eps"),
-    (["--attack", "fgsm", "--eps", "0.01", "--steps", "3"], "takes no setting"),
+    (["--attack", "fgsm", "--eps", "0.01", "--attack-steps", "3"], "takes no setting"),
 ])
 def test_cli_errors(tmp_path, capsys, args, message):
     ckpt = save_policy(tiny_rfg_policy(0), tmp_path / "policy", task=TASK)

@@ -41,9 +41,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--episodes", type=episode_count, default=50, help="episodes (default 50, as in the paper)")
     p.add_argument("--seed", type=seed_value, default=0,
                    help="episode k resets with seed+k; also seeds the attack's random start (default 0)")
-    p.add_argument("--steps", type=pos_int, default=None,
+    # Not --steps / --alpha: those name the student's updates and eq. 5's weight in `digr distill`.
+    p.add_argument("--attack-steps", type=pos_int, default=None, dest="steps",
                    help="iterations of pgd / mi-fgsm / mad (default 10; fgsm is one step)")
-    p.add_argument("--alpha", type=float, default=None,
+    p.add_argument("--step-size", type=float, default=None, dest="alpha",
                    help="step size of pgd / mi-fgsm / mad (default: the attack's own, see its docs)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
