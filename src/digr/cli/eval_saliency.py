@@ -50,9 +50,10 @@ def setting(text: str) -> tuple[str, Any]:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_policy(p)
-    p.add_argument("--method", required=True, metavar="NAME",
+    p.add_argument("--method", required=True, metavar="NAME|all",
                    help="vanilla | guided_backprop | gradcam | integrated_gradients | smoothgrad | "
-                        "perturbation | sarfa (aliases such as vg, ig accepted)")
+                        "perturbation | sarfa (aliases such as vg, ig accepted), a comma-separated list, or "
+                        "all (one result per method under \"methods\")")
     add_task(p, required=False)
     p.add_argument("--states", type=state_count, default=10_000,
                    help="benchmark states (default 10000, as the paper)")
@@ -77,13 +78,17 @@ def run(args: argparse.Namespace) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
-    from digr.saliency import canonical_name
+    from digr.cli.saliency import parse_methods
 
-    task = check_task(resolve_task(args, args.policy).name)  # before loading weights: only red-fetch-green has masks
-    method = canonical_name(args.method)
+    task = check_task(resolve_task(args, args.policy).name)  # before loading weights: only RFG has masks
+    parse_methods(args.method)  # an unknown name fails before the weights are read
     policy = load_policy(args.policy, task=task)
-    result = evaluate_saliency(policy, method, task=task, states=args.states, seed=args.seed,
-                               moves=args.moves, batch_size=args.batch_size, settings=dict(args.setting),
-                               device=args.device, auc="exact" if args.exact_auc else "histogram")
-    emit({"task": task, "policy": str(args.policy), **result}, as_json=args.json)
+    methods = parse_methods(args.method, policy)  # "all" or a comma-separated list, as `digr saliency`
+    results = {m: evaluate_saliency(policy, m, task=task, states=args.states, seed=args.seed, moves=args.moves,
+                                    batch_size=args.batch_size, settings=dict(args.setting), device=args.device,
+                                    auc="exact" if args.exact_auc else "histogram") for m in methods}
+    if len(methods) == 1:
+        emit({"task": task, "policy": str(args.policy), **results[methods[0]]}, as_json=args.json)
+    else:
+        emit({"task": task, "policy": str(args.policy), "methods": results}, as_json=args.json)
     return 0
