@@ -10,7 +10,7 @@ from typing import Any, Callable
 from digr.errors import DigrError, check_int
 from digr.evaluation.report.agreement import _agreement
 from digr.evaluation.report.base import _header, _Report
-from digr.evaluation.report.config import SECTIONS, ReportConfig
+from digr.evaluation.report.config import SECTIONS, ReportConfig, _check_config
 from digr.evaluation.report.figures import _gif, _panels
 from digr.evaluation.report.folder import REPORT_NAME, load_pipeline
 from digr.evaluation.report.performance import _performance
@@ -23,18 +23,6 @@ SECTION_WRITERS: dict[str, Callable[[_Report], None]] = {
     "agreement": _agreement, "table1": _table1, "timing": _timing, "performance": _performance, "robustness": _robustness,
     "panels": _panels, "gif": _gif,
 }
-
-
-def _check_config(cfg: ReportConfig) -> None:
-    unknown = [s for s in cfg.sections if s not in SECTIONS]
-    if unknown:
-        raise DigrError(f"unknown report section(s) {', '.join(unknown)}; choose from {', '.join(SECTIONS)}")
-    for name in ("states", "episodes", "robustness_episodes", "batch_size", "repeats", "panel_states",
-                 "gif_frames", "agreement_states"):
-        check_int(name, getattr(cfg, name))
-    check_int("seed", cfg.seed, minimum=0)
-    if not cfg.timing_max_seconds > 0 or not cfg.gif_fps > 0:
-        raise DigrError("timing_max_seconds and gif_fps must be > 0")
 
 
 def write_report(directory: str | Path, config: ReportConfig | None = None, *,
