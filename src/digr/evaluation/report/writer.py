@@ -7,7 +7,6 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable
 
-from digr.errors import DigrError, check_int
 from digr.evaluation.report.agreement import _agreement
 from digr.evaluation.report.base import _header, _Report
 from digr.evaluation.report.config import SECTIONS, ReportConfig, _check_config
