@@ -87,8 +87,7 @@ class Pipeline:
                  parallel: ParallelConfig | None = None) -> None:
         from digr.envs import get_task
 
-        self.parallel = parallel or ParallelConfig()
-        """Where the dataset's shards run (:mod:`digr.parallel`; default: one after the other)."""
+        self.parallel = parallel or ParallelConfig()  # where the dataset's shards run (default: serially)
         self.spec = get_task(task)
         self.out = Path(out)
         self.config = config
