@@ -115,7 +115,9 @@ def test_uncached_indices_give_the_same_logits(monkeypatch):
     policy, obs = _policy(cfg), _obs(cfg.obs_shape, 2)
     grid = mask_grid(*cfg.obs_shape[1:], radius=2.0, stride=2)
     cached, _ = _incremental_logits(policy, obs, grid, 2)
-    monkeypatch.setattr(inc, "INDEX_CACHE_ELEMENTS", 0)
+    import digr.saliency.incremental.plan as plan_module  # where the plans read the limit
+
+    monkeypatch.setattr(plan_module, "INDEX_CACHE_ELEMENTS", 0)
     fresh, _ = _incremental_logits(policy, obs, grid, 2)
     torch.testing.assert_close(cached, fresh, rtol=0, atol=0)
 
