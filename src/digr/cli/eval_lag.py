@@ -69,7 +69,8 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from digr.errors import DigrError
-    from digr.evaluation.lag import LagConfig, LagRow, lag_figure, measure_lag
+    from digr.evaluation.lag import LagConfig, LagRow, measure_lag
+    from digr.figures.lag import lag_figure
     from digr.io import atomic_write_json
     from digr.models import load_policy
 

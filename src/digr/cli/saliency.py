@@ -91,11 +91,11 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from digr.errors import DigrError
+    from digr.figures import save_panels
     from digr.io import atomic_write, atomic_write_json
     from digr.models import load_policy, to_tensor
     from digr.models.checkpoint import file_digest, resolve
     from digr.saliency import get_method
-    from digr.saliency.panels import save_panels
 
     if args.threads is not None:
         torch.set_num_threads(args.threads)  # the command's process only; never set by the library

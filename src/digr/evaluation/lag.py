@@ -34,7 +34,7 @@ recorded ticks, and the lag with which the first map appears (also when that lie
 recorded frame, so a map slower than the whole clip still gets a number). The maps' compute time
 is measured alone: in a deployment the policy's own forward pass shares the machine as well.
 
-:func:`lag_figure` draws the Figure 6 layout: the state row on top, one row per method, columns
+:func:`digr.figures.lag.lag_figure` draws the Figure 6 layout: the state row on top, one row per method, columns
 consecutive ticks, each panel the frame of that tick with the map *shown at that tick* overlaid
 and the lag written on it, and the colour bar on the right.
 """
@@ -44,7 +44,6 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
@@ -382,79 +381,12 @@ def _plain(d: dict[str, Any]) -> dict[str, Any]:
     return {k: (v if isinstance(v, (int, float, str, bool)) or v is None else repr(v)) for k, v in d.items()}
 
 
-# ------------------------------------------------------------------------------------ figure
 def default_start(n: int, columns: int) -> int:
     """First tick of the figure: the last ``columns`` ticks, where the schedule has settled."""
     return max(n - columns, 0)
 
 
-def add_colorbar(fig, axes, *, label: str = "saliency") -> None:
-    """The inferno ``[0, 1]`` colour bar of the overlays, right of ``axes`` (Figure 6's bar)."""
-    from matplotlib import colormaps
-    from matplotlib.cm import ScalarMappable
-    from matplotlib.colors import Normalize
-
-    sm = ScalarMappable(norm=Normalize(0.0, 1.0), cmap=colormaps["inferno"])
-    fig.colorbar(sm, ax=axes, fraction=0.025, pad=0.02, label=label)
-
-
-def lag_figure(result: LagResult, path: str | Path, *, columns: int = DEFAULT_COLUMNS,
-               start: int | None = None) -> Path:
-    """Figure 6: state row, then one row per method over ``columns`` consecutive ticks.
-
-    Each method panel is the frame of that tick overlaid with the map *shown* at that tick (the
-    map of frame ``shown[k]``), labelled with its lag in frames, or "no map yet". ``start``: the
-    first tick (default :func:`default_start`). Written atomically; returns ``path``.
-    """
-    from digr.evaluation.figures import _figure, _save, overlay, state_image
-
-    n = int(result.frames.shape[0])
-    columns = min(check_int("columns", columns), n)
-    start = default_start(n, columns) if start is None else int(start)
-    if not 0 <= start <= n - columns:
-        raise DigrError(f"start must be in [0, {n - columns}] for {columns} columns of {n} frames, "
-                        f"got {start}")
-    ticks = range(start, start + columns)
-    nrow = 1 + len(result.rows)
-    fig = _figure(1.7 * columns + 1.6, 1.75 * nrow + 0.4)
-    axes = []
-    period_ms = 1e3 / result.config.fps
-    for c, k in enumerate(ticks):
-        ax = fig.add_subplot(nrow, columns, c + 1)
-        ax.imshow(state_image(result.frames[k]), interpolation="nearest")
-        new = k > 0 and result.episode[k] != result.episode[k - 1]
-        ax.set_title(f"t = {k} ({k * period_ms:.0f} ms)" + (", new episode" if new else ""), fontsize=8)
-        ax.set_axis_off()
-        axes.append(ax)
-        if c == 0:
-            _row_label(ax, "state")
-        for r, row in enumerate(result.rows):
-            ax = fig.add_subplot(nrow, columns, (r + 1) * columns + c + 1)
-            j = int(row.stats.shown[k])
-            if j >= 0:
-                ax.imshow(overlay(result.frames[k], row.maps[j], scale=1), interpolation="nearest")
-                text = f"lag {k - j}" + (f" (map of t={j})" if j != k else "")
-            else:
-                ax.imshow(state_image(result.frames[k]), interpolation="nearest")
-                text = f"no map yet (first: lag {row.stats.first_map_lag})"
-            ax.text(0.02, 0.02, text, transform=ax.transAxes, fontsize=6.5, color="white", va="bottom",
-                    bbox=dict(facecolor="black", alpha=0.6, pad=1.5, linewidth=0))
-            ax.set_axis_off()
-            axes.append(ax)
-            if c == 0:
-                ms = float(np.median(row.stats.compute_ms))
-                _row_label(ax, f"{row.row.label}\n{ms:.0f} ms/map" if ms >= 100 else
-                           f"{row.row.label}\n{ms:.3g} ms/map")
-    add_colorbar(fig, axes)
-    fig.suptitle(f"{result.task}: map shown at each tick, {result.config.fps:g} fps "
-                 f"({period_ms:.0f} ms per frame), one worker", fontsize=9)
-    return _save(fig, path)
-
-
-def _row_label(ax, text: str) -> None:
-    ax.text(-0.06, 0.5, text, transform=ax.transAxes, rotation=90, ha="right", va="center", fontsize=8)
-
 
 __all__ = ["LagConfig", "LagRow", "LagRowResult", "LagResult", "LagStats", "schedule", "worker_finish_times",
-           "realtime_lag", "record_frames", "time_maps", "measure_lag", "lag_figure", "add_colorbar",
+           "realtime_lag", "record_frames", "time_maps", "measure_lag",
            "check_fps", "default_start", "DEFAULT_FPS", "DEFAULT_FRAMES", "DEFAULT_COLUMNS"]

@@ -42,7 +42,7 @@ def _episode_frames(student, task: str, *, seed: int,
     import torch
 
     from digr.envs import get_task, make_env
-    from digr.evaluation.figures import overlay
+    from digr.figures import overlay
     from digr.models.cnn import to_tensor
     from digr.saliency import vanilla_gradient
 

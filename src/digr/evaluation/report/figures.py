@@ -9,7 +9,7 @@ from digr.evaluation.report.base import _benchmark_obs, _cmd_block, _episode_fra
 
 
 def _panels(rep: _Report) -> None:
-    from digr.evaluation import figures
+    from digr import figures
     from digr.evaluation.saliency_benchmark import build_method
     from digr.models.cnn import to_tensor
 
@@ -24,14 +24,15 @@ def _panels(rep: _Report) -> None:
     cols += [(textwrap.fill(f"VG ({s.label})", 22), s.label, "vanilla") for s in rep.pipe.students]
     key = {"kind": "panels", "weights": {r: rep.digests[r] for _, r, _ in cols}, "states": n,
            "seed": cfg.seed, "settings": {m: cfg.settings.get(m, {}) for _, _, m in cols},
-           "columns": [c[0] for c in cols]}
+           "columns": [c[0] for c in cols], "renderer": "render_panel"}
 
     def compute() -> dict[str, Any]:
         obs = _benchmark_obs(spec.name, n, cfg.seed)
         x = to_tensor(obs, spec.obs_shape)
         maps = [(title, build_method(rep.net(r), m, task=spec.name, settings=cfg.settings.get(m))
                  .attribute(x).numpy()) for title, r, m in cols]
-        figures.saliency_panels(obs, maps, png)
+        # state, then each map over a dimmed copy of the state, one colour bar for all
+        figures.save_panel(png, x.numpy(), dict(maps))
         return {"states": list(range(n)), "seed": cfg.seed, "file": str(png.relative_to(rep.pipe.dir))}
 
     rep.cache("panels", key, compute, files=[png])
@@ -42,7 +43,7 @@ def _panels(rep: _Report) -> None:
 
 
 def _gif(rep: _Report) -> None:
-    from digr.evaluation import figures
+    from digr import figures
 
     cfg, spec = rep.cfg, rep.spec
     rep.md += ["## One episode with the DIGR student's saliency", ""]

@@ -9,7 +9,7 @@ from digr.evaluation.report.metrics import metrics_path, performance_kept
 
 
 def _performance(rep: _Report) -> None:
-    from digr.evaluation import figures
+    from digr import figures
     from digr.evaluation.table1 import display_path
 
     cfg, pipe, metric = rep.cfg, rep.pipe, rep.metric

@@ -11,7 +11,7 @@ from digr.evaluation.report.metrics import _cache_slug
 
 
 def _robustness(rep: _Report) -> None:
-    from digr.evaluation import figures
+    from digr import figures
 
     cfg, spec, metric = rep.cfg, rep.spec, rep.metric
     rep.md += ["## Robustness to observation attacks (paper Figure 8)", ""]

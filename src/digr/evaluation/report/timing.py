@@ -12,7 +12,7 @@ from digr.evaluation.report.folder import ROLES
 def _timing(rep: _Report) -> None:
     import torch
 
-    from digr.evaluation import figures
+    from digr import figures
     from digr.evaluation.timing import STUDENT_KEY, time_saliency
     from digr.models import load_policy
 

@@ -2,8 +2,7 @@
 
 One row per state: the state, then one column per method showing the map as a heatmap over a
 dimmed grey copy of the state, with one colour bar for the whole figure (every map is in
-``[0, 1]``). Rendering uses matplotlib's Agg canvas directly (``matplotlib.figure.Figure``), so it
-never touches the global pyplot backend or needs a display. Files are written atomically.
+``[0, 1]``). The report's Figure 3 and ``digr saliency --panels`` both draw with :func:`render_panel`.
 """
 
 from __future__ import annotations
@@ -14,7 +13,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from digr.errors import DigrError
-from digr.io import atomic_write
+from digr.figures.common import add_colorbar, new_figure, save_figure, state_image
 
 TITLES = {
     "vanilla": "Vanilla Gradient",
@@ -28,21 +27,6 @@ TITLES = {
 """Column titles as the paper names the methods."""
 
 
-def state_image(state: np.ndarray) -> np.ndarray:
-    """``(C, H, W)`` float in ``[0, 1]`` -> something ``imshow`` can draw.
-
-    3 channels (or a multiple of 3: stacked RGB frames) -> the last RGB frame ``(H, W, 3)``;
-    otherwise the last channel (the newest stacked frame) as grey ``(H, W)``.
-    """
-    state = np.asarray(state, dtype=np.float32)
-    if state.ndim != 3:
-        raise DigrError(f"a state must be (C, H, W), got shape {state.shape}")
-    c = state.shape[0]
-    if c % 3 == 0:
-        return np.clip(state[c - 3:].transpose(1, 2, 0), 0.0, 1.0)
-    return np.clip(state[-1], 0.0, 1.0)
-
-
 def _grey(img: np.ndarray) -> np.ndarray:
     return img.mean(-1) if img.ndim == 3 else img
 
@@ -51,8 +35,7 @@ def render_panel(states: np.ndarray, maps: Mapping[str, np.ndarray], *,
                  row_labels: Sequence[str] | None = None,
                  title: str | None = None, cmap: str = "jet", alpha: float = 0.55, cell_inches: float = 1.9):
     """A matplotlib ``Figure``: rows = states ``(N, C, H, W)``, columns = state + each ``(N, H, W)`` map."""
-    from matplotlib import cm, colors
-    from matplotlib.figure import Figure
+    from matplotlib import colors
 
     states = np.asarray(states)
     n = states.shape[0]
@@ -61,7 +44,7 @@ def render_panel(states: np.ndarray, maps: Mapping[str, np.ndarray], *,
             raise DigrError(f"maps {name!r} have shape {np.asarray(m).shape}, "
                             f"expected {(n, *states.shape[2:])}")
     cols = 1 + len(maps)
-    fig = Figure(figsize=(cell_inches * cols + 0.9, cell_inches * n + (0.5 if title else 0.25)))
+    fig = new_figure(cell_inches * cols + 0.9, cell_inches * n + (0.5 if title else 0.25))
     grid = fig.add_gridspec(n, cols, wspace=0.04, hspace=0.06, left=0.02, right=0.9,
                             top=0.92 if title else 0.95,
                             bottom=0.02)
@@ -87,7 +70,7 @@ def render_panel(states: np.ndarray, maps: Mapping[str, np.ndarray], *,
             if r == 0:
                 ax.set_title(TITLES.get(name, name), fontsize=9)
     cax = fig.add_axes([0.915, 0.1, 0.018, 0.8])
-    fig.colorbar(cm.ScalarMappable(norm=norm, cmap=cmap), cax=cax, label="saliency")
+    add_colorbar(fig, cax=cax, cmap=cmap)
     if title:
         fig.suptitle(title, fontsize=10)
     return fig
@@ -96,13 +79,9 @@ def render_panel(states: np.ndarray, maps: Mapping[str, np.ndarray], *,
 def save_panel(path: str | Path, states: np.ndarray, maps: Mapping[str, np.ndarray], *, dpi: int = 100,
                **kwargs) -> Path:
     """Render :func:`render_panel` to the PNG ``path`` atomically (temp file, then ``os.replace``)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     fig = render_panel(states, maps, **kwargs)
-    FigureCanvasAgg(fig)
-    return atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=dpi))
+    fig.set_dpi(dpi)
+    return save_figure(fig, path)
 
 
 def save_panels(out_dir: str | Path, states: np.ndarray, maps: Mapping[str, np.ndarray], *,
@@ -121,4 +100,4 @@ def save_panels(out_dir: str | Path, states: np.ndarray, maps: Mapping[str, np.n
     return paths
 
 
-__all__ = ["render_panel", "save_panel", "save_panels", "state_image", "TITLES"]
+__all__ = ["render_panel", "save_panel", "save_panels", "TITLES"]
