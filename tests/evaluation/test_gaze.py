@@ -9,8 +9,8 @@ import pytest
 from PIL import Image
 
 from digr.errors import DigrError
-from digr.evaluation.gaze import (fixation_map, gaussian_blur, kl_to_fixation_map, load_atari_head_trial, nss,
-                                  shuffled_auc)
+from digr.evaluation.atari_head import load_atari_head_trial
+from digr.evaluation.gaze import fixation_map, gaussian_blur, kl_to_fixation_map, nss, shuffled_auc
 
 
 def _indicator(shape, pixels):
