@@ -1,7 +1,7 @@
 """Cost of one DIGR training step against one distillation-only step (issue bar: <= 3x).
 
 Both use the Red-Fetch-Green network, the same batch size and the trainer's own code
-(:class:`digr.distill.trainer.Distiller`). Two figures per variant, measured interleaved in one
+(:class:`digr.distill.distiller.Distiller`). Two figures per variant, measured interleaved in one
 run so that background load hits both alike:
 
 * ``update``: the gradient computation(s), PCGrad and the optimizer step;
@@ -40,7 +40,8 @@ def main() -> None:
 
     from digr.distill.buffer import StateBuffer
     from digr.distill.config import DistillConfig
-    from digr.distill.trainer import Distiller, _Rollouts, init_student
+    from digr.distill.distiller import Distiller, init_student
+    from digr.distill.trainer import _Rollouts
     from digr.envs import get_task
     from digr.models import PolicyConfig, load_policy
 

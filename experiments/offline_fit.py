@@ -1,6 +1,6 @@
 """Diagnostic: how far can a student's map be fitted to eq. 4, with the environment taken out?
 
-A DIGR update (the trainer's own :class:`digr.distill.trainer.Distiller`) on dataset states only:
+A DIGR update (the trainer's own :class:`digr.distill.distiller.Distiller`) on dataset states only:
 the distillation batch is drawn from the dataset with the teacher's stored probabilities instead
 of the student's own rollouts, so an update costs the double backward pass and nothing else. It
 answers "does the student underfit eq. 4 because of the architecture / optimiser, or because of the
@@ -26,7 +26,8 @@ import torch
 
 from digr.distill.config import DistillConfig
 from digr.distill.dataset import load_dataset
-from digr.distill.trainer import Distiller, _init_weights, init_student
+from digr.distill.distiller import Distiller, init_student
+from digr.distill.trainer import _init_weights
 from digr.envs import get_task
 from digr.evaluation.agreement import map_agreement
 from digr.models import load_policy

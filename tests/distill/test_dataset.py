@@ -14,6 +14,7 @@ from digr.distill import dataset as dataset_mod
 from digr.distill.dataset import read_manifest, shard_plan
 from digr.errors import DigrError
 from digr.models import PolicyConfig, PolicyNet, load_policy
+from digr.rl.rollouts import collect_states
 from digr.saliency.perturbation import perturbation_saliency
 
 TASK = "red-fetch-green"
@@ -206,7 +207,7 @@ def test_kill_9_during_generation_then_rerun_completes(tmp_path, teacher_ckpt):
     assert len(ds) == 24 and [s["index"] for s in ds.manifest["shards"]] == list(range(12))
     assert not list(out.glob(".*tmp*")), "no temporary files left behind"
     # The first shards, made before the kill, are the ones an uninterrupted run makes.
-    ref = dataset_mod.collect_states(load_policy(teacher_ckpt), TASK, 2, keep_prob=0.25,
+    ref = collect_states(load_policy(teacher_ckpt), TASK, 2, keep_prob=0.25,
                                      rng=np.random.default_rng(np.random.SeedSequence([0, 0])))
     assert np.array_equal(ds.states[:2].numpy(), ref[0])
 

@@ -10,9 +10,10 @@
 from digr.distill.buffer import StateBuffer
 from digr.distill.config import DatasetConfig, DistillConfig
 from digr.distill.dataset import SaliencyDataset, build_dataset, load_dataset, read_manifest
+from digr.distill.distiller import Distiller
 from digr.distill.losses import DistillMetrics, IGRMetrics, distillation_loss, igr_loss
 from digr.distill.pcgrad import pcgrad
-from digr.distill.trainer import Distiller, train_student
+from digr.distill.trainer import train_student
 
 __all__ = [
     "DatasetConfig", "DistillConfig", "DistillMetrics", "Distiller", "IGRMetrics", "SaliencyDataset",

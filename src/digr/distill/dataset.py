@@ -37,12 +37,13 @@ import torch
 
 from digr import __version__
 from digr.distill.config import DatasetConfig
-from digr.envs import get_task, make_env
+from digr.envs import get_task
 from digr.errors import DigrError, check_int
 from digr.io import atomic_write, atomic_write_json, claim_folder, read_versioned_json
 from digr.parallel import ParallelConfig, run_units
-from digr.models.checkpoint import file_digest, load_policy, resolve
-from digr.models.cnn import PolicyNet, to_tensor
+from digr.models.checkpoint import file_digest, load_policy, policy_blob, policy_from_blob, resolve
+from digr.models.cnn import PolicyNet
+from digr.rl.rollouts import collect_states
 
 FORMAT = "digr-saliency-dataset"
 FORMAT_VERSION = 1
@@ -110,66 +111,11 @@ def _default_saliency() -> SaliencyFn:
 
 
 # -- making one shard ------------------------------------------------------------------------------
-def collect_states(teacher: PolicyNet, task: str, n: int, *, rng: np.random.Generator, keep_prob: float
-                   ) -> tuple[np.ndarray, np.ndarray]:
-    """``n`` states from ``teacher``'s sampled rollouts.
-
-    Returns ``states: (n, C, H, W) uint8`` and the teacher's ``probs: (n, A) float32``.
-
-    Episodes reset with seeds drawn from ``rng``; actions are sampled from the teacher's
-    distribution with ``rng``; each visited state is kept with probability ``keep_prob``, and
-    only if it is not already among the kept ones.
-    """
-    spec = get_task(task)
-    env = make_env(spec)
-    states: list[np.ndarray] = []
-    probs: list[np.ndarray] = []
-    seen: set[bytes] = set()
-    visited = 0
-    try:
-        obs, _ = env.reset(seed=int(rng.integers(2**31)))
-        while len(states) < n:
-            x = to_tensor(obs[None], spec.obs_shape)
-            with torch.no_grad():
-                p = torch.softmax(teacher(x), -1)[0].double().numpy()
-            visited += 1
-            if rng.random() < keep_prob:
-                key = hashlib.blake2b(obs.tobytes(), digest_size=16).digest()
-                # A policy stuck against a wall repeats one frame; keep each state once per shard
-                # (unless the env seems to have too few distinct states to ever fill the shard).
-                if key not in seen or visited > 100 * n:
-                    seen.add(key)
-                    states.append(np.ascontiguousarray(np.transpose(obs, (2, 0, 1)), dtype=np.uint8))
-                    probs.append(p.astype(np.float32))
-            # Inverse-CDF sampling in float64 with our own generator: no global randomness.
-            a = min(int(np.searchsorted(np.cumsum(p), rng.random() * p.sum(), side="right")), len(p) - 1)
-            obs, _, term, trunc, _ = env.step(a)
-            if term or trunc:
-                obs, _ = env.reset(seed=int(rng.integers(2**31)))
-    finally:
-        env.close()
-    return np.stack(states), np.stack(probs)
-
-
-def _policy_blob(policy: PolicyNet) -> dict[str, Any]:
-    """The teacher by content (config + weights as arrays) for workers that may be on other nodes."""
-    return {"config": policy.config.to_dict(),
-            "state": {k: v.detach().cpu().numpy() for k, v in policy.state_dict().items()}}
-
-
-def _policy_from_blob(blob: dict[str, Any]) -> PolicyNet:
-    from digr.models.cnn import PolicyConfig
-
-    policy = PolicyNet(PolicyConfig.from_dict(blob["config"]))
-    policy.load_state_dict({k: torch.from_numpy(v) for k, v in blob["state"].items()})
-    return policy.eval()
-
-
 def _shard_arrays(job: dict[str, Any], teacher: PolicyNet | dict[str, Any]) -> dict[str, Any]:
     """States, perturbation maps and teacher probabilities of shard ``job["index"]``: one unit of
     :func:`digr.parallel.run_units`, run here or as a Ray task (``teacher`` then by content)."""
     if isinstance(teacher, dict):
-        teacher = _policy_from_blob(teacher)
+        teacher = policy_from_blob(teacher)
     rng = np.random.default_rng(np.random.SeedSequence([job["seed"], job["index"]]))
     states, probs = collect_states(teacher, job["task"], job["count"], rng=rng, keep_prob=job["keep_prob"])
     saliency = job["saliency"] or _default_saliency()
@@ -313,7 +259,7 @@ def build_dataset(
         bar.start()
         bar_task = bar.add_task("dataset", total=config.size, completed=manifest["count"])
     try:
-        shared = _policy_blob(policy) if parallel.uses_ray else policy
+        shared = policy_blob(policy) if parallel.uses_ray else policy
         for arrays in run_units(_shard_arrays, jobs, shared=shared, parallel=parallel):
             rec = _write_shard(out, arrays)
             commit(rec)
@@ -444,5 +390,5 @@ def load_dataset(
                            probs=torch.from_numpy(probs), manifest=m)
 
 
-__all__ = ["SaliencyDataset", "build_dataset", "load_dataset", "read_manifest", "collect_states",
+__all__ = ["SaliencyDataset", "build_dataset", "load_dataset", "read_manifest",
            "shard_plan", "shard_name", "MANIFEST"]

@@ -104,7 +104,7 @@ def heldout_states(teacher: torch.nn.Module, task: str, n: int, *, seed: int = 0
     Each visited state is kept with probability 1/3 (about every third step), from a seed stream
     no DIGR dataset uses (:data:`HELDOUT_STREAM`), so the states are held out from training.
     """
-    from digr.distill.dataset import collect_states
+    from digr.rl.rollouts import collect_states
 
     n = check_int("states", n)
     seed = check_int("seed", seed, minimum=0)

@@ -143,4 +143,19 @@ def file_digest(path: str | Path) -> str:
     return h.hexdigest()
 
 
-__all__ = ["save_policy", "load_policy", "read_config", "checkpoint_task", "file_digest"]
+def policy_blob(policy: PolicyNet) -> dict[str, Any]:
+    """The teacher by content (config + weights as arrays) for workers that may be on other nodes."""
+    return {"config": policy.config.to_dict(),
+            "state": {k: v.detach().cpu().numpy() for k, v in policy.state_dict().items()}}
+
+
+def policy_from_blob(blob: dict[str, Any]) -> PolicyNet:
+    """The :class:`PolicyNet` that :func:`policy_blob` describes, in eval mode (nothing unpickled)."""
+    policy = PolicyNet(PolicyConfig.from_dict(blob["config"]))
+    policy.load_state_dict({k: torch.from_numpy(v) for k, v in blob["state"].items()})
+    return policy.eval()
+
+
+
+__all__ = ["save_policy", "load_policy", "read_config", "checkpoint_task", "file_digest", "policy_blob",
+           "policy_from_blob"]
