@@ -64,7 +64,7 @@ def distillation_loss(student_logits: torch.Tensor, teacher_probs: torch.Tensor
     return kl, DistillMetrics(kl=float(kl.detach()), agreement=float(agree))
 
 
-NORMALIZERS = ("max", "mean", "topk")
+NORMALIZERS = ("max", "mean", "topk", "pearson")
 """How :func:`selective_penalty` normalises the student's gradient map inside eq. 4."""
 
 
@@ -96,11 +96,25 @@ def selective_penalty(raw_maps: torch.Tensor, teacher_maps: torch.Tensor, *, thr
       mass into one pixel no longer lowers the loss (with ``"max"`` it lowers it up to
       ``topk``-fold), and the backward pass pushes the ``topk`` largest values up equally
       (``dZ/dg_i = 1/topk``) instead of only the largest.
+    * ``"pearson"``: the map is standardised (mean 0, std 1 over its pixels) and the term is
+      ``1 - r``, with ``r`` its Pearson correlation with the teacher's map *cut at the threshold*
+      (``M_p * 1[M_p > threshold]``): still selective (gradient mass on a penalised pixel, where
+      the target is 0, lowers ``r``), but it also asks the mass inside the kept region to follow
+      the teacher's map, and a spike correlates poorly with a blob. Scale-invariant like the
+      others; its range (0..2) is that of ``"mean"``'s share (0..1), so the same alpha serves.
     """
     if normalizer not in NORMALIZERS:
         raise DigrError(f"unknown IGR normalizer {normalizer!r}; choose one of: {', '.join(NORMALIZERS)}")
     penalise = (teacher_maps <= threshold).to(raw_maps.dtype)
     tiny = torch.finfo(raw_maps.dtype).tiny
+    if normalizer == "pearson":
+        g = raw_maps.flatten(1)
+        t = (teacher_maps * (1 - penalise)).flatten(1).to(g.dtype)
+        g = g - g.mean(1, keepdim=True)
+        t = t - t.mean(1, keepdim=True)
+        # eps under the square roots: a constant map (or target) has r = 0, not NaN
+        r = (g * t).sum(1) / ((g.square().sum(1) + 1e-12).sqrt() * (t.square().sum(1) + 1e-12).sqrt())
+        return (1 - r).mean()
     peak = raw_maps.flatten(1).amax(1)
     if normalizer == "mean":
         peak = raw_maps.flatten(1).mean(1)
