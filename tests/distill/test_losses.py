@@ -1,5 +1,6 @@
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -152,3 +153,25 @@ def test_cli_normalizer_choices_match_the_library():
     cli_distill.add_arguments(parser)
     action = next(a for a in parser._actions if a.dest == "igr_normalizer")
     assert tuple(action.choices) == NORMALIZERS
+
+
+def test_pearson_normalizer_is_one_minus_correlation_with_the_cut_map():
+    from digr.distill.losses import selective_penalty
+
+    torch.manual_seed(0)
+    teacher = torch.rand(3, 5, 5)
+    raw = torch.rand(3, 5, 5)
+    got = selective_penalty(raw, teacher, threshold=0.4, normalizer="pearson")
+    target = (teacher * (teacher > 0.4)).flatten(1).numpy()
+    r = [np.corrcoef(raw[i].flatten().numpy(), target[i])[0, 1] for i in range(3)]
+    assert got.item() == pytest.approx(1 - np.mean(r), abs=1e-5)
+    # scale-invariant; the cut map itself scores 0; mass on penalised pixels only scores above 1
+    assert selective_penalty(7 * raw, teacher, threshold=0.4, normalizer="pearson").item() == pytest.approx(got.item(), abs=1e-5)
+    cut = teacher * (teacher > 0.4)
+    assert selective_penalty(cut, teacher, threshold=0.4, normalizer="pearson").item() == pytest.approx(0, abs=1e-5)
+    assert selective_penalty(teacher * (teacher <= 0.4), teacher, threshold=0.4, normalizer="pearson").item() > 1
+    # a constant map has no correlation (1), not NaN, and a finite gradient
+    flat = torch.ones(3, 5, 5, requires_grad=True)
+    loss = selective_penalty(flat, teacher, threshold=0.4, normalizer="pearson")
+    assert loss.item() == pytest.approx(1.0)
+    assert torch.isfinite(torch.autograd.grad(loss, flat)[0]).all()
