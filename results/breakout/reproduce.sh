@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Regenerate results/breakout/ from its recorded commands (written by experiments/write_reproduce.py
+# from pipeline.json; edit that, not this). Stages run in order into $OUT (default
+# repro/breakout); name stages to run only those, e.g. `results/breakout/reproduce.sh digr report`.
+# Students read the committed teacher, so each stage can be re-checked on its own. A resumed chain
+# recorded in a comment runs here as one invocation with the final budget: same settings, other
+# batches, so figures agree within their seed-to-seed spread rather than bit for bit.
+# The teacher stage is hours on a CPU; the datasets and students are minutes to hours.
+set -euo pipefail
+OUT=${OUT:-repro/breakout}
+export PATH="$PWD/.venv/bin:$PATH"
+mkdir -p "$OUT"
+
+stage_teacher() {
+  # recorded: stopped after the 702,464-step checkpoint; see README.md
+  digr train --task breakout --out "$OUT/teacher" --seed 0 --threads 2 --checkpoint-every 100000
+}
+
+stage_dataset() {
+  # recorded: wrote runs/bo/dataset
+  digr dataset --teacher results/breakout/teacher --task breakout --out "$OUT/dataset" --workers 1 --seed 0 --stride 4 --truncate 3.53
+}
+
+stage_digr() {
+  # recorded: run with --steps 3000, then resumed to 6000 and 9000
+  digr distill --recipe paper --teacher results/breakout/teacher --dataset "$OUT/dataset" --task breakout --out "$OUT/digr" --steps 9000 --eval-every 1000 --eval-episodes 10 --checkpoint-every 250 --seed 0 --threads 1
+}
+
+stage_distill_only() {
+  # recorded: run with --steps 3000, then resumed to 6000 and 9000
+  digr distill --recipe paper --teacher results/breakout/teacher --task breakout --no-igr --out "$OUT/distill-only" --steps 9000 --eval-every 1000 --eval-episodes 10 --checkpoint-every 250 --seed 0 --threads 1
+}
+
+stage_report() {
+  cp results/breakout/pipeline.json "$OUT/pipeline.json"
+  digr report "$OUT"
+}
+
+STAGES=(teacher dataset digr distill-only report)
+for s in "${@:-${STAGES[@]}}"; do
+  case " ${STAGES[*]} " in *" $s "*) ;; *) echo "reproduce.sh: unknown stage $s (stages: ${STAGES[*]})" >&2; exit 2;; esac
+  echo "== $s" >&2
+  "stage_${s//-/_}"
+done

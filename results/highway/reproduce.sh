@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Regenerate results/highway/ from its recorded commands (written by experiments/write_reproduce.py
+# from pipeline.json; edit that, not this). Stages run in order into $OUT (default
+# repro/highway); name stages to run only those, e.g. `results/highway/reproduce.sh digr report`.
+# Students read the committed teacher, so each stage can be re-checked on its own. A resumed chain
+# recorded in a comment runs here as one invocation with the final budget: same settings, other
+# batches, so figures agree within their seed-to-seed spread rather than bit for bit.
+# The teacher stage is hours on a CPU; the datasets and students are minutes to hours.
+set -euo pipefail
+OUT=${OUT:-repro/highway}
+export PATH="$PWD/.venv/bin:$PATH"
+mkdir -p "$OUT"
+
+stage_teacher() {
+  # recorded: stopped after the 160,000-step checkpoint; see README.md
+  digr train --task highway --out "$OUT/teacher" --seed 0 --timesteps 1000000 --checkpoint-every 20000 --threads 1
+}
+
+stage_dataset() {
+  # recorded: wrote runs/hw2/dataset
+  digr dataset --teacher results/highway/teacher --task highway --out "$OUT/dataset" --workers 2 --seed 0 --stride 4 --truncate 3.53
+}
+
+stage_digr() {
+  # recorded: launched with --steps 3000 and stopped after the 2,000-update checkpoint (no schedule depends on --steps); see README.md
+  digr distill --recipe paper --teacher results/highway/teacher --dataset "$OUT/dataset" --task highway --out "$OUT/digr" --steps 2000 --eval-every 1000 --eval-episodes 20 --checkpoint-every 250 --seed 0 --threads 1
+}
+
+stage_distill_only() {
+  digr distill --recipe paper --teacher results/highway/teacher --task highway --no-igr --out "$OUT/distill-only" --steps 3000 --eval-every 1000 --eval-episodes 20 --checkpoint-every 250 --seed 0 --threads 1
+}
+
+stage_report() {
+  cp results/highway/pipeline.json "$OUT/pipeline.json"
+  digr report "$OUT"
+}
+
+STAGES=(teacher dataset digr distill-only report)
+for s in "${@:-${STAGES[@]}}"; do
+  case " ${STAGES[*]} " in *" $s "*) ;; *) echo "reproduce.sh: unknown stage $s (stages: ${STAGES[*]})" >&2; exit 2;; esac
+  echo "== $s" >&2
+  "stage_${s//-/_}"
+done
