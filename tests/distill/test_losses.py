@@ -175,3 +175,13 @@ def test_pearson_normalizer_is_one_minus_correlation_with_the_cut_map():
     loss = selective_penalty(flat, teacher, threshold=0.4, normalizer="pearson")
     assert loss.item() == pytest.approx(1.0)
     assert torch.isfinite(torch.autograd.grad(loss, flat)[0]).all()
+
+
+def test_mean_plus_pearson_is_the_sum_of_both_terms():
+    from digr.distill.losses import selective_penalty
+
+    torch.manual_seed(1)
+    teacher, raw = torch.rand(2, 6, 6), torch.rand(2, 6, 6)
+    both = selective_penalty(raw, teacher, threshold=0.5, normalizer="mean+pearson")
+    parts = [selective_penalty(raw, teacher, threshold=0.5, normalizer=n) for n in ("mean", "pearson")]
+    assert both.item() == pytest.approx(sum(p.item() for p in parts), abs=1e-6)

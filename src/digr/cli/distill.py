@@ -52,11 +52,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=seed_value, default=0, help="seed (default 0)")
     p.add_argument("--no-igr", action="store_true",
                    help="policy distillation only (the paper's baseline), same code path")
-    p.add_argument("--igr-normalizer", choices=["max", "mean", "topk", "pearson"], default=None,
+    p.add_argument("--igr-normalizer", choices=["max", "mean", "topk", "pearson", "mean+pearson"], default=None,
                    help="normaliser of the student's map inside eq. 4 (default: the recipe's, mean: the "
                         "penalised share of gradient mass; max: eq. 2 literally, --recipe paper; topk: the mean of "
                         "the map's K largest values; pearson: 1 - the map's correlation with the teacher's map cut at the "
-                        "threshold)")
+                        "threshold; mean+pearson: both terms)")
     p.add_argument("--igr-topk", type=pos_int, default=None, metavar="K",
                    help="K of --igr-normalizer topk (default 64)")
     p.add_argument("--adv-eps", type=eps_value, default=None, metavar="EPS",

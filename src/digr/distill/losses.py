@@ -64,7 +64,7 @@ def distillation_loss(student_logits: torch.Tensor, teacher_probs: torch.Tensor
     return kl, DistillMetrics(kl=float(kl.detach()), agreement=float(agree))
 
 
-NORMALIZERS = ("max", "mean", "topk", "pearson")
+NORMALIZERS = ("max", "mean", "topk", "pearson", "mean+pearson")
 """How :func:`selective_penalty` normalises the student's gradient map inside eq. 4."""
 
 
@@ -102,11 +102,16 @@ def selective_penalty(raw_maps: torch.Tensor, teacher_maps: torch.Tensor, *, thr
       the target is 0, lowers ``r``), but it also asks the mass inside the kept region to follow
       the teacher's map, and a spike correlates poorly with a blob. Scale-invariant like the
       others; its range (0..2) is that of ``"mean"``'s share (0..1), so the same alpha serves.
+    * ``"mean+pearson"``: the sum of the two terms above: the share of mass on penalised pixels
+      and the shape inside the kept region.
     """
     if normalizer not in NORMALIZERS:
         raise DigrError(f"unknown IGR normalizer {normalizer!r}; choose one of: {', '.join(NORMALIZERS)}")
     penalise = (teacher_maps <= threshold).to(raw_maps.dtype)
     tiny = torch.finfo(raw_maps.dtype).tiny
+    if normalizer == "mean+pearson":
+        return (selective_penalty(raw_maps, teacher_maps, threshold=threshold, normalizer="mean")
+                + selective_penalty(raw_maps, teacher_maps, threshold=threshold, normalizer="pearson"))
     if normalizer == "pearson":
         g = raw_maps.flatten(1)
         t = (teacher_maps * (1 - penalise)).flatten(1).to(g.dtype)
