@@ -8,6 +8,12 @@ from typing import Any
 from digr.errors import DigrError, check_int
 
 OPTIMIZERS = ("adam", "rmsprop")
+"""Optimisers of Table 3."""
+NORMALIZERS = ("max", "mean", "topk", "pearson", "mean+pearson")
+"""Forms of eq. 4's term (:func:`digr.distill.losses.selective_penalty` implements each)."""
+STUDENT_FLS = ("sparse", "sparse-sum", "dense")
+"""FLS student variants: :data:`digr.models.fls.VARIANTS`, repeated here so that the CLI builds its
+options without importing torch (a test keeps the two equal)."""
 
 RESUMABLE_FIELDS = frozenset({"steps", "eval_every", "eval_episodes", "checkpoint_every", "log_every",
                               "torch_threads"})
@@ -84,8 +90,9 @@ class DistillConfig:
     """Include the selective input-gradient regularisation; False is the paper's
     "policy distillation only" baseline through the same code path (``--no-igr``)."""
     igr_normalizer: str = "max"
-    """Normaliser of the student's gradient map inside eq. 4 (tasks may set their own default):
-    ``max`` (eq. 2 literally), ``mean`` or ``topk``; see :func:`digr.distill.losses.selective_penalty`."""
+    """Form of eq. 4's term: how the student's gradient map is normalised (``max``, eq. 2 literally;
+    ``mean``; ``topk``) or compared with the teacher's map (``pearson``, ``mean+pearson``); see
+    :func:`digr.distill.losses.selective_penalty`."""
     igr_topk: int = 64
     """``k`` of the ``topk`` normaliser: the student's map is divided by the mean of its ``k``
     largest values (only with ``igr_normalizer="topk"``; 1 would be eq. 2's max)."""
@@ -148,11 +155,8 @@ class DistillConfig:
         for name in ("steps", "eval_every", "eval_episodes"):
             if getattr(self, name) < 0:
                 raise DigrError(f"{name} must be >= 0, got {getattr(self, name)}")
-        if self.student_fls is not None:
-            from digr.models.fls import VARIANTS
-
-            if self.student_fls not in VARIANTS:
-                raise DigrError(f"student_fls must be one of {', '.join(VARIANTS)}, got {self.student_fls!r}")
+        if self.student_fls is not None and self.student_fls not in STUDENT_FLS:
+            raise DigrError(f"student_fls must be one of {', '.join(STUDENT_FLS)}, got {self.student_fls!r}")
         for name in ("student_input_pool", "igr_topk"):
             check_int(name, getattr(self, name))
         if self.recipe not in RECIPES:
@@ -171,8 +175,6 @@ class DistillConfig:
             raise DigrError(f"threshold must be in [0, 1] (maps are normalised), got {self.threshold}")
         if self.learning_rate <= 0:
             raise DigrError(f"learning rate must be > 0, got {self.learning_rate}")
-        from digr.distill.losses import NORMALIZERS
-
         if self.igr_normalizer not in NORMALIZERS:
             raise DigrError(f"igr_normalizer must be one of {', '.join(NORMALIZERS)}, got {self.igr_normalizer!r}")
         if self.optimizer not in OPTIMIZERS:
@@ -262,4 +264,5 @@ class DatasetConfig:
         return replace(cls(), **merged).validate()
 
 
-__all__ = ["DatasetConfig", "DistillConfig", "OPTIMIZERS", "RECIPES", "RESUMABLE_FIELDS", "recipe_settings"]
+__all__ = ["DatasetConfig", "DistillConfig", "NORMALIZERS", "OPTIMIZERS", "RECIPES", "RESUMABLE_FIELDS", "STUDENT_FLS",
+           "recipe_settings"]

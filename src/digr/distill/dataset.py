@@ -40,9 +40,9 @@ from digr.distill.config import DatasetConfig
 from digr.envs import get_task
 from digr.errors import DigrError, check_int
 from digr.io import atomic_write, atomic_write_json, claim_folder, read_versioned_json
-from digr.parallel import ParallelConfig, run_units
 from digr.models.checkpoint import file_digest, load_policy, policy_blob, policy_from_blob, resolve
 from digr.models.cnn import PolicyNet
+from digr.parallel import ParallelConfig, run_units
 from digr.rl.rollouts import collect_states
 
 FORMAT = "digr-saliency-dataset"

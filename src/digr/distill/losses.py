@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import torch
 
+from digr.distill.config import NORMALIZERS
 from digr.errors import DigrError, check_int
 from digr.models.cnn import PolicyNet
 
@@ -64,8 +65,6 @@ def distillation_loss(student_logits: torch.Tensor, teacher_probs: torch.Tensor
     return kl, DistillMetrics(kl=float(kl.detach()), agreement=float(agree))
 
 
-NORMALIZERS = ("max", "mean", "topk", "pearson", "mean+pearson")
-"""How :func:`selective_penalty` normalises the student's gradient map inside eq. 4."""
 
 
 def selective_penalty(raw_maps: torch.Tensor, teacher_maps: torch.Tensor, *, threshold: float,

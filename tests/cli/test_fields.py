@@ -1,0 +1,49 @@
+"""Options generated from the config dataclasses: every DistillConfig field is an option of
+``digr distill`` whose help is the field's docstring, and the torch-free choice lists match the
+library's."""
+
+import argparse
+from dataclasses import fields
+
+import pytest
+import torch
+
+from digr.cli import distill as distill_cli
+from digr.cli.fields import field_docs, plain
+from digr.distill.config import NORMALIZERS, STUDENT_FLS, DistillConfig
+
+
+def _parser():
+    p = argparse.ArgumentParser()
+    distill_cli.add_arguments(p)
+    return p
+
+
+def test_every_distill_field_is_an_option_with_its_docstring_as_help():
+    docs = field_docs(DistillConfig)
+    assert set(docs) == {f.name for f in fields(DistillConfig)}  # every field documented
+    actions = {a.dest: a for a in _parser()._actions}
+    for name in {f.name for f in fields(DistillConfig)} - {"recipe", "torch_threads"}:
+        assert name in actions, name
+        assert plain(docs[name]) in actions[name].help
+    assert "recipe" in actions and "threads" in actions  # the two fields with options of their own
+
+
+def test_options_not_given_leave_the_recipe_alone():
+    args = _parser().parse_args(["--teacher", "t", "--out", "o", "--task", "red-fetch-green"])
+    assert distill_cli.config_from_args(args) == DistillConfig.for_task(
+        __import__("digr.envs", fromlist=["get_task"]).get_task("red-fetch-green"))
+    args = _parser().parse_args(["--teacher", "t", "--out", "o", "--task", "red-fetch-green", "--no-igr",
+                                 "--no-pcgrad", "--optimizer", "rmsprop", "--adv-eps", "4/255"])
+    cfg = distill_cli.config_from_args(args)
+    assert (cfg.use_igr, cfg.pcgrad, cfg.optimizer, cfg.adv_eps) == (False, False, "rmsprop", pytest.approx(4 / 255))
+
+
+def test_torch_free_choice_lists_match_the_library():
+    from digr.distill.losses import selective_penalty
+    from digr.models.fls import VARIANTS
+
+    assert STUDENT_FLS == VARIANTS
+    maps = torch.rand(1, 9, 9)
+    for name in NORMALIZERS:  # each form the CLI offers is one the loss implements
+        assert torch.isfinite(selective_penalty(maps, maps, threshold=0.5, normalizer=name, topk=4))
