@@ -47,3 +47,15 @@ def test_torch_free_choice_lists_match_the_library():
     maps = torch.rand(1, 9, 9)
     for name in NORMALIZERS:  # each form the CLI offers is one the loss implements
         assert torch.isfinite(selective_penalty(maps, maps, threshold=0.5, normalizer=name, topk=4))
+
+
+def test_every_dataset_field_is_an_option_with_its_docstring_as_help():
+    from digr.cli import dataset as dataset_cli
+    from digr.distill.config import DatasetConfig
+
+    p = argparse.ArgumentParser()
+    dataset_cli.add_arguments(p)
+    actions = {a.dest: a for a in p._actions}
+    docs = field_docs(DatasetConfig)
+    for f in fields(DatasetConfig):
+        assert plain(docs[f.name]) in actions[f.name].help

@@ -14,6 +14,12 @@ from digr.cli.common import (
     resolve_task,
     seed_value,
 )
+from digr.cli.fields import add_fields, field_values
+from digr.distill.config import DatasetConfig
+
+FIELDS = ("size", "seed", "radius", "stride", "truncate", "shard_size", "keep_prob")
+"""The :class:`DatasetConfig` fields that are options of ``digr dataset`` (all of them); an option
+not given keeps the task's value (Table 3, appendix A)."""
 
 NAME = "dataset"
 HELP = "states from a teacher's rollouts with its Gaussian-blur perturbation maps (DIGR's dataset D)"
@@ -29,21 +35,11 @@ Ray tasks (--ray, --ray-address, --workers), the dataset is the same. Rerunning 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_policy(p, "--teacher", dest="teacher")
     add_task(p, required=False)
-    p.add_argument("--size", type=pos_int, default=None,
-                   help="number of states (default: the task's Table 3 size, 1000 for red-fetch-green)")
     p.add_argument("--out", required=True, help="dataset folder (created; continued if it exists)")
     add_parallel(p, what="the shards")
-    p.add_argument("--seed", type=seed_value, default=0, help="seed (default 0)")
-    p.add_argument("--shard-size", type=pos_int, default=None, help="states per shard file (default 64)")
-    p.add_argument("--stride", type=pos_int, default=None,
-                   help="perturbation stride in pixels (default 1: a full-resolution map)")
-    p.add_argument("--truncate", type=float, default=None,
-                   help="cut the perturbation window at this many radii (3.53: weights under half a grey "
-                        "level; faster on large inputs); default: the exact window")
-    p.add_argument("--radius", type=pos_int, default=None,
-                   help="perturbation radius (default: the task's, appendix A)")
-    p.add_argument("--keep-prob", type=float, default=None,
-                   help="probability of keeping each visited state (default 0.25)")
+    add_fields(p, DatasetConfig, FIELDS,
+               types={"size": pos_int, "seed": seed_value, "shard_size": pos_int, "stride": pos_int,
+                      "radius": pos_int})
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
@@ -51,13 +47,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import time
 
-    from digr.distill.config import DatasetConfig
     from digr.distill.dataset import build_dataset
 
     spec = resolve_task(args, args.teacher)
-    cfg = DatasetConfig.for_task(spec, size=args.size, seed=args.seed, shard_size=args.shard_size,
-                                 stride=args.stride, radius=args.radius, keep_prob=args.keep_prob,
-                                 truncate=args.truncate)
+    cfg = DatasetConfig.for_task(spec, **field_values(args, FIELDS))
     t0 = time.time()
     m = build_dataset(args.teacher, spec.name, args.out, cfg, parallel=parallel_config(args),
                       show_progress=not args.no_progress and not args.json)
