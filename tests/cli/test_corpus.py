@@ -207,7 +207,7 @@ CASES = [
     ("saliency-stride", sal("--stride", "0"), "stride"),
     ("saliency-nan", sal(ck="nan"), "NaN or inf"),
     # -- train -------------------------------------------------------------------------------------------
-    ("train-timesteps", train("--timesteps", "-5"), "timesteps must be >= 0"),
+    ("train-timesteps", train("--timesteps", "-5"), "--timesteps: must be >= 0"),
     ("train-task", ["train", "--task", "nope", "--out", "{ws}/new-train"], "unknown task"),
     ("train-out-file", train(out="{ws}/afile"), "is a file"),
     ("train-out-user", train(out="{ws}/userdir"), "other content"),

@@ -31,8 +31,8 @@ def _perf(ck, task="red-fetch-green"):
     (lambda d: _perf(d / "trunc"), "corrupt or truncated"),
     (lambda d: _perf(d / "corrupt"), "corrupt or truncated"),
     (lambda d: _perf(d / "small"), "expects observations"),
-    (lambda d: ["train", "--task", "red-fetch-green", "--out", str(d / "run"), "--timesteps", "-5"],
-     "timesteps must be >= 0"),
+    (lambda d: ["train", "--task", "red-fetch-green", "--out", str(d / "run"), "--n-minibatches", "7"],
+     "divisible by n_minibatches"),
     (lambda d: ["train", "--task", "nope", "--out", str(d / "run")], "unknown task"),
     (lambda d: ["import-sb3", str(d / "missing.zip"), "--out", str(d / "imp")], "not found"),
 ])

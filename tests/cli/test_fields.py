@@ -59,3 +59,18 @@ def test_every_dataset_field_is_an_option_with_its_docstring_as_help():
     docs = field_docs(DatasetConfig)
     for f in fields(DatasetConfig):
         assert plain(docs[f.name]) in actions[f.name].help
+
+
+def test_every_ppo_field_but_the_layout_is_an_option_of_train():
+    from digr.cli import train as train_cli
+    from digr.rl.config import PPOConfig
+
+    p = argparse.ArgumentParser()
+    train_cli.add_arguments(p)
+    actions = {a.dest: a for a in p._actions}
+    docs = field_docs(PPOConfig)
+    for f in fields(PPOConfig):
+        if f.name in ("frame_stack", "torch_threads"):
+            continue
+        assert plain(docs[f.name]) in actions[f.name].help, f.name
+    assert train_cli.FLS_VARIANTS == STUDENT_FLS

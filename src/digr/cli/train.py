@@ -4,9 +4,17 @@ from __future__ import annotations
 
 import argparse
 
-from digr.cli.common import add_task, resolve_task, seed_value, thread_count
+from digr.cli.common import add_task, nonneg_int, pos_int, resolve_task, seed_value, thread_count
+from digr.cli.fields import add_fields, field_values
+from digr.rl.config import VEC_ENVS, PPOConfig
 
 FLS_VARIANTS = ("sparse", "sparse-sum", "dense")  # = digr.models.fls.VARIANTS (checked by a test)
+
+FIELDS = ("total_timesteps", "seed", "learning_rate", "n_envs", "n_steps", "n_epochs", "n_minibatches", "gamma",
+          "gae_lambda", "ent_coef", "vf_coef", "max_grad_norm", "clip_range", "checkpoint_every", "stop_at_success",
+          "success_window", "vec_env")
+"""The :class:`PPOConfig` fields that are options of ``digr train`` (``--threads`` sets
+``torch_threads``; ``frame_stack`` is the task's observation layout, not an option)."""
 
 NAME = "train"
 HELP = "train a PPO teacher (Stable-Baselines3) with the task's Table 2 settings; resumable"
@@ -19,16 +27,11 @@ The run folder gets config.json, policy/ (digr checkpoint), progress.csv and tb/
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_task(p)
     p.add_argument("--out", required=True, help="run folder (created; resumed if it exists)")
-    p.add_argument("--timesteps", type=int, default=None,
-                   help="total environment steps (default: the task's Table 2 value)")
-    p.add_argument("--seed", type=seed_value, default=0, help="seed (default 0)")
-    p.add_argument("--n-envs", type=int, default=None, help="parallel environments (Table 2 default)")
-    p.add_argument("--learning-rate", type=float, default=None, help="Adam learning rate (Table 2 default)")
-    p.add_argument("--stop-at-success", type=float, default=None,
-                   help="stop once the running success rate reaches this (e.g. 0.99)")
-    p.add_argument("--checkpoint-every", type=int, default=None, help="steps between checkpoints")
-    p.add_argument("--vec-env", choices=["dummy", "subproc"], default=None,
-                   help="run envs in this process (dummy) or one process each (subproc)")
+    add_fields(p, PPOConfig, FIELDS, flags={"total_timesteps": "--timesteps"},
+               types={"total_timesteps": nonneg_int, "seed": seed_value, "n_envs": pos_int, "n_steps": pos_int,
+                      "n_epochs": pos_int, "n_minibatches": pos_int, "checkpoint_every": pos_int,
+                      "success_window": pos_int},
+               choices={"vec_env": VEC_ENVS}, metavars={"total_timesteps": "STEPS"})
     p.add_argument("--threads", type=thread_count, default=None,
                    help="torch CPU threads for this command (default: digr --torch-threads, 1)")
     p.add_argument("--fls", choices=list(FLS_VARIANTS), default=None,
@@ -40,17 +43,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from digr.errors import DigrError
-    from digr.rl.config import PPOConfig
     from digr.rl.train import train_teacher
 
     spec = resolve_task(args)
-    if args.timesteps is not None and args.timesteps < 0:
-        raise DigrError(f"--timesteps must be >= 0, got {args.timesteps}")
-    cfg = PPOConfig.for_task(
-        spec, total_timesteps=args.timesteps, seed=args.seed, n_envs=args.n_envs,
-        learning_rate=args.learning_rate, stop_at_success=args.stop_at_success,
-        checkpoint_every=args.checkpoint_every, vec_env=args.vec_env, torch_threads=args.threads or None)
+    cfg = PPOConfig.for_task(spec, torch_threads=args.threads or None, **field_values(args, FIELDS))
     stats = train_teacher(spec.name, args.out, cfg, show_progress=not args.no_progress and not args.json, fls=args.fls)
     if args.json:
         from digr.cli.common import emit

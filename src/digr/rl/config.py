@@ -7,6 +7,9 @@ from typing import Any
 
 from digr.errors import DigrError
 
+VEC_ENVS = ("dummy", "subproc")
+"""Where a teacher's environments run (:attr:`PPOConfig.vec_env`)."""
+
 
 @dataclass(frozen=True)
 class PPOConfig:
@@ -71,7 +74,7 @@ class PPOConfig:
             raise DigrError("n_envs * n_steps must be divisible by n_minibatches")
         if self.learning_rate <= 0:
             raise DigrError(f"learning rate must be > 0, got {self.learning_rate}")
-        if self.vec_env not in ("dummy", "subproc"):
+        if self.vec_env not in VEC_ENVS:
             raise DigrError(f"vec_env must be 'dummy' or 'subproc', got {self.vec_env!r}")
         return self
 
