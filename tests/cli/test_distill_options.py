@@ -22,9 +22,9 @@ def test_recipe_paper_is_table_3():
 def test_defaults_are_the_default_recipe_with_table_3_optimiser():
     cfg = config_from_args(_args())
     assert (cfg.recipe, cfg.alpha, cfg.igr_normalizer, cfg.warm_start, cfg.student_input_blur) == \
-        ("default", 10.0, "mean", True, 1.0)
+        ("default", 10.0, "mean+pearson", True, 0.0)
     assert (cfg.threshold, cfg.learning_rate, cfg.optimizer) == (0.1, 1e-3, "adam")
-    assert config_from_args(_args("--student-input-blur", "0")).student_input_blur == 0
+    assert config_from_args(_args("--student-input-blur", "1")).student_input_blur == 1
 
 
 def test_options_are_forwarded():

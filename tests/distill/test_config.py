@@ -15,16 +15,16 @@ def test_table3_defaults_per_task_are_the_paper_recipe():
 
 
 @pytest.mark.parametrize("task", ["red-fetch-green", "breakout", "highway"])
-def test_default_recipe_is_the_same_on_every_task_with_the_blur_from_the_radius(task):
+def test_default_recipe_is_the_same_on_every_task(task):
     spec = get_task(task)
     cfg = DistillConfig.for_task(spec)
-    assert cfg.recipe == "default" and cfg.warm_start and cfg.igr_normalizer == "mean" and cfg.alpha == 10.0
-    assert cfg.student_input_blur == spec.perturbation_radius / 4
+    assert cfg.recipe == "default" and cfg.warm_start and cfg.igr_normalizer == "mean+pearson" and cfg.alpha == 10.0
+    assert cfg.student_input_blur == 0.0 and cfg.student_input_pool == 1 and cfg.student_fls is None
     assert (cfg.adv_eps, cfg.adv_steps) == (8 / 255, 1)
     # Table 3's optimiser settings stay the task's
     assert (cfg.learning_rate, cfg.optimizer) == (spec.distill["learning_rate"], spec.distill["optimizer"])
     # an option given explicitly wins over the recipe
-    assert DistillConfig.for_task(spec, student_input_blur=0.0, alpha=1.0).student_input_blur == 0.0
+    assert DistillConfig.for_task(spec, student_input_blur=1.5, alpha=1.0).student_input_blur == 1.5
     with pytest.raises(DigrError, match="unknown recipe"):
         DistillConfig.for_task(spec, recipe="magic")
 

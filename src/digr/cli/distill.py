@@ -35,10 +35,10 @@ saliency dataset through PCGrad. Settings: the task's Table 3 values, then the -
 option given.
 
 Recipes:
-  default  the teacher's network behind a fixed Gaussian blur of radius/4 pixels (its gradient map
-           is smooth, as the perturbation map is), warm-started from the teacher, eq. 4 with
-           the mean normaliser (the penalised share of gradient mass), alpha 10, adversarial
-           distillation at 8/255 (one MAD step). Same on every task.
+  default  the teacher's network warm-started from its weights; eq. 4 as the share of gradient
+           mass on penalised pixels plus 1 - the map's correlation with the teacher's map cut at
+           lambda (mean+pearson); alpha 10; adversarial distillation at 8/255 (one MAD step).
+           Same on every task.
   paper    Table 3 as printed: the teacher's architecture freshly initialised, eq. 4 with eq. 2's
            max-normalised map, the task's alpha.
 
