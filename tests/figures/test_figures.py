@@ -46,3 +46,24 @@ def test_panel_has_a_colour_bar_and_is_written(tmp_path):
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with pytest.raises(DigrError, match="expected"):
         render_panel(states, {"vanilla": np.zeros((2, 4, 4))})
+
+
+def test_charts_start_at_zero_and_draw_the_chance_level(tmp_path, monkeypatch):
+    from digr.figures import charts
+
+    saved = []
+    monkeypatch.setattr(charts, "save_figure", lambda fig, path: saved.append(fig) or path)
+    rows = lambda ys: [{"attack": a, "eps_255": e, "success_rate": y, "episodes": 10}  # noqa: E731
+                       for a in ("pgd", "mad") for e, y in zip((0, 4, 8), ys)]
+    charts.robustness_chart({"teacher": rows((0.9, 0.6, 0.4)), "digr": rows((1.0, 0.9, 0.8))},
+                            tmp_path / "r.png", chance=0.28)
+    fig = saved.pop()
+    panels = [ax for ax in fig.axes if ax.get_title()]
+    assert [ax.get_title() for ax in panels] == ["PGD", "MAD"]
+    assert all(ax.get_ylim() == (0.0, 1.05) for ax in panels)  # one shared axis from 0
+    assert all(any(list(line.get_ydata()) == [0.28, 0.28] for line in ax.get_lines()) for ax in panels)
+    assert fig.legends and not any(ax.get_legend() for ax in panels)  # below the panels, not on a curve
+    charts.performance_chart({"digr": ([2000], [0.9])}, 1.0, tmp_path / "p.png", chance=0.3)
+    ax = saved.pop().axes[0]
+    assert ax.get_ylim() == (0.0, 1.05)
+    assert "chance (random actions)" in [t.get_text() for t in ax.get_legend().get_texts()]

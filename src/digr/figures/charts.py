@@ -54,6 +54,13 @@ def timing_chart(timing: Mapping[str, Any], path: str | Path) -> Path:
         if r[2] == DIGR_COLOR:
             tick.set_color(DIGR_COLOR)
             tick.set_fontweight("bold")
+    from matplotlib.patches import Patch
+
+    kinds = [("gradient method", GRADIENT_COLOR), ("perturbation method", PERTURBATION_COLOR),
+             ("DIGR student", DIGR_COLOR), ("other policy", EXTRA_COLOR), ("forward pass", REFERENCE_COLOR)]
+    shown = {r[2] for r in rows}
+    ax.legend(handles=[Patch(color=c, label=k) for k, c in kinds if c in shown], fontsize=7, loc="upper left",
+              bbox_to_anchor=(1.01, 1.0))
     ax.set_xscale("log")
     ax.set_xlim(max(med.min() / 3, 1e-3), hi.max() * 10)
     ax.set_xlabel("ms per saliency map, batch 1 (log scale; whiskers p10-p90)")
@@ -62,18 +69,22 @@ def timing_chart(timing: Mapping[str, Any], path: str | Path) -> Path:
 
 
 def robustness_chart(curves: Mapping[str, Sequence[Mapping[str, Any]]], path: str | Path, *,
-                     metric: str = "success_rate") -> Path:
+                     metric: str = "success_rate", chance: float | None = None) -> Path:
     """One panel per attack: ``metric`` vs eps (in grey levels, eps * 255) for each policy role.
 
     ``curves``: role (``teacher``, ``distill-only``, ``digr``) -> rows of
     :func:`digr.evaluation.robustness.robustness_sweep`. Shaded: one standard error of the
-    success rate (binomial) or of the mean return.
+    success rate (binomial) or of the mean return. All panels share one y axis (a success rate
+    from 0 to 1); ``chance``, the metric under uniformly random actions, is a grey dashed line.
+    The legend sits below the panels, where it covers no curve.
     """
     attacks = list(dict.fromkeys(r["attack"] for rows in curves.values() for r in rows))
     styles = policy_styles(curves)
-    fig = new_figure(3.2 * len(attacks), 3.0)
+    fig = new_figure(3.2 * len(attacks), 3.4)
+    first = None
     for i, attack in enumerate(attacks):
-        ax = fig.add_subplot(1, len(attacks), i + 1)
+        ax = fig.add_subplot(1, len(attacks), i + 1, sharey=first)
+        first = first or ax
         for role, rows in curves.items():
             pts = sorted((r["eps_255"], r[metric], _stderr(r, metric)) for r in rows if r["attack"] == attack)
             if not pts:
@@ -82,13 +93,29 @@ def robustness_chart(curves: Mapping[str, Sequence[Mapping[str, Any]]], path: st
             style = styles[role]
             ax.plot(x, yv, marker="o", ms=3, **style)
             ax.fill_between(x, yv - se, yv + se, color=style["color"], alpha=0.15, linewidth=0)
+        if chance is not None:
+            ax.axhline(chance, color=REFERENCE_COLOR, ls="--", lw=1, label="chance (random actions)")
         ax.set_title(attack.upper())
         ax.set_xlabel("eps (grey levels of 255)")
         if i == 0:
             ax.set_ylabel(metric.replace("_", " "))
-            ax.legend(fontsize=7)
         ax.grid(alpha=0.3)
+    if first is not None:
+        _zero_based(first, metric)
+        handles, labels = first.get_legend_handles_labels()
+        fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 4), fontsize=8, frameon=False)
+        fig.subplots_adjust(bottom=0.3, wspace=0.08)
     return save_figure(fig, path)
+
+
+def _zero_based(ax, metric: str) -> None:
+    """A success rate's axis is 0..1; any other metric's starts at 0 when all values are >= 0."""
+    if metric == "success_rate":
+        ax.set_ylim(0.0, 1.05)
+    else:
+        lo, hi = ax.get_ylim()
+        if lo > 0 or (lo < 0 and all(float(v) >= 0 for line in ax.get_lines() for v in line.get_ydata())):
+            ax.set_ylim(0.0, hi)
 
 
 def _stderr(row: Mapping[str, Any], metric: str) -> float:
@@ -100,8 +127,10 @@ def _stderr(row: Mapping[str, Any], metric: str) -> float:
 
 
 def performance_chart(curves: Mapping[str, tuple[Sequence[float], Sequence[float]]],
-                      teacher_value: float | None, path: str | Path, *, metric: str = "success_rate") -> Path:
-    """Figure 9: ``metric`` of the students over training steps, the teacher as a horizontal line.
+                      teacher_value: float | None, path: str | Path, *, metric: str = "success_rate",
+                      chance: float | None = None) -> Path:
+    """Figure 9: ``metric`` of the students over training steps, the teacher as a horizontal line
+    and ``chance`` (uniformly random actions) as a grey dashed one.
 
     ``curves``: role -> ``(steps, values)`` from the trainers' logs.
     """
@@ -116,8 +145,11 @@ def performance_chart(curves: Mapping[str, tuple[Sequence[float], Sequence[float
     if teacher_value is not None:
         ax.axhline(teacher_value, color=POLICY_STYLES["teacher"]["color"], ls=":", lw=2,
                    label=POLICY_STYLES["teacher"]["label"])
+    if chance is not None:
+        ax.axhline(chance, color=REFERENCE_COLOR, ls="--", lw=1, label="chance (random actions)")
     ax.set_xlabel("student update steps")
     ax.set_ylabel(metric.replace("_", " "))
+    _zero_based(ax, metric)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return save_figure(fig, path)

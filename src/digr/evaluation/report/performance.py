@@ -8,6 +8,22 @@ from digr.evaluation.report.base import _cmd_block, _Report
 from digr.evaluation.report.metrics import metrics_path, performance_kept
 
 
+def chance_row(rep: _Report) -> dict[str, Any]:
+    """The task's performance under uniformly random actions (cached), the report's chance level."""
+    cfg = rep.cfg
+
+    def chance() -> dict[str, Any]:
+        from digr.evaluation.performance import evaluate_policy, uniform_policy
+
+        return evaluate_policy(uniform_policy(rep.net("teacher").config), rep.spec.name, episodes=cfg.episodes,
+                               seed=cfg.seed, deterministic=False)
+
+    if getattr(rep, "chance_row", None) is None:  # one cache entry per report, however many sections read it
+        rep.chance_row = rep.cache("performance-chance",
+                                   {"task": rep.spec.name, "episodes": cfg.episodes, "seed": cfg.seed}, chance)
+    return rep.chance_row
+
+
 def _performance(rep: _Report) -> None:
     from digr import figures
     from digr.evaluation.table1 import display_path
@@ -20,14 +36,7 @@ def _performance(rep: _Report) -> None:
     cmds = [rep.command("evaluate", "performance", "--policy", rep.paths[r], "--task", rep.spec.name,
                         "--episodes", str(cfg.episodes), "--seed", str(cfg.seed), "--json")
             for r in perf["policies"]]
-    def chance() -> dict[str, Any]:
-        from digr.evaluation.performance import evaluate_policy, uniform_policy
-
-        return evaluate_policy(uniform_policy(rep.net("teacher").config), rep.spec.name, episodes=cfg.episodes,
-                               seed=cfg.seed, deterministic=False)
-
-    rows = {**perf["policies"], "uniform random actions (chance)": rep.cache(
-        "performance-chance", {"task": rep.spec.name, "episodes": cfg.episodes, "seed": cfg.seed}, chance)}
+    rows = {**perf["policies"], "uniform random actions (chance)": chance_row(rep)}
     rep.md += [f"Greedy actions, episode k resets with seed {cfg.seed}+k; the last row is the chance level "
                "(actions drawn uniformly at random):", "", *_cmd_block(cmds),
                "| Policy | success_rate | mean_return | std_return | mean_length | episodes |",
@@ -41,7 +50,7 @@ def _performance(rep: _Report) -> None:
     rep.md.append("")
     if any(len(steps) for steps, _ in curves.values()):
         figures.performance_chart(curves, perf["policies"]["teacher"][metric], rep.figdir / "performance.png",
-                                  metric=metric)
+                                  metric=metric, chance=chance_row(rep)[metric])
         logs = ", ".join(f"`{display_path(metrics_path(pipe.run_dir(r)))}`" for r in curves if curves[r][0])
         rep.md += [f"Students' `eval/{metric}` over training, read from {logs} (written by `digr distill` "
                    f"during training, with its own evaluation episodes); the dotted line is the teacher's "

@@ -30,7 +30,9 @@ def _robustness(rep: _Report) -> None:
         sweeps[r] = rep.cache(f"robustness-{_cache_slug(r)}", key, lambda r=r: rob.robustness_sweep(
             rep.net(r), spec.name, attacks=attacks, eps_values=eps_list, episodes=cfg.robustness_episodes,
             seed=cfg.seed, workers=cfg.workers))
-    figures.robustness_chart(sweeps, rep.figdir / "robustness.png", metric=metric)
+    from digr.evaluation.report.performance import chance_row
+
+    figures.robustness_chart(sweeps, rep.figdir / "robustness.png", metric=metric, chance=chance_row(rep)[metric])
     rep.md += [f"Every observation attacked inside the L-inf eps-ball (eps in grey levels of 255), greedy "
                f"actions, {cfg.robustness_episodes} episodes per point (episode k resets with seed "
                f"{cfg.seed}+k). `{metric}` per point; each table is printed by the loops above it (one JSON "
