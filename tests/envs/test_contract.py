@@ -33,5 +33,10 @@ def test_env_matches_its_spec(name):
             if terminated or truncated:
                 break
         assert 1 <= spec.perturbation_radius < min(h, w) and spec.dataset_size >= 1
+        assert spec.action_names is None or len(spec.action_names) == spec.n_actions
+        meanings = getattr(env.unwrapped, "get_action_meanings", None)
+        if meanings is not None and spec.action_names is not None:  # the emulator's own names (Atari)
+            assert tuple(meanings()) == spec.action_names
+        assert spec.action_name(spec.n_actions) == f"action {spec.n_actions}"
     finally:
         env.close()

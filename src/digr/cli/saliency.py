@@ -143,7 +143,7 @@ def run(args: argparse.Namespace) -> int:
     atomic_write(npz, write_npz)
     panels = save_panels(out / "panels", to_tensor(raw, spec.obs_shape).numpy(), maps,
                          rows_per_panel=args.rows_per_panel,
-                         row_labels=[f"state {i}, action {a}" for i, a in enumerate(actions.tolist())],
+                         row_labels=[f"state {i}, {spec.action_name(a)}" for i, a in enumerate(actions.tolist())],
                          title=f"{spec.name}: {resolve(args.policy)}")
     meta = {
         "task": spec.name,

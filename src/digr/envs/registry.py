@@ -53,6 +53,8 @@ class TaskSpec:
     """Extra ``gym.make`` keyword arguments for the real-time camera stream of ``digr evaluate
     lag`` (Figure 6): highway renders a frame every 0.05 s while still deciding once per
     simulated second; the other tasks' frames are their steps."""
+    action_names: tuple[str, ...] | None = None
+    """What each action does, for figures and tables (None: ``action k``); see :meth:`action_name`."""
     pool: str = "flatten"
     """Policy head input: ``flatten`` or ``max`` (see :class:`digr.models.PolicyConfig`)."""
     frame_channels: int | None = None
@@ -68,6 +70,11 @@ class TaskSpec:
     """What the env's observations are: ``hwc`` (channel-last, digr's and SB3's convention),
     ``chw`` (channel-first) or ``hw`` (one grey channel); the latter two are converted."""
 
+    def action_name(self, action: int) -> str:
+        """The name of ``action`` (``"action k"`` where the task names none)."""
+        names = self.action_names or ()
+        return names[action] if 0 <= action < len(names) else f"action {action}"
+
 
 TASKS: dict[str, TaskSpec] = {
     "red-fetch-green": TaskSpec(
@@ -82,6 +89,7 @@ TASKS: dict[str, TaskSpec] = {
         convs=((16, 8, 8, 0), (32, 5, 1, 2), (32, 7, 1, 3)),
         hidden=256,
         pool="max",
+        action_names=("left", "right", "forward", "pickup"),
         perturbation_radius=4,
         dataset_size=1000,
         ppo=dict(
@@ -101,6 +109,7 @@ TASKS: dict[str, TaskSpec] = {
         n_actions=4,
         convs=((32, 8, 4, 0), (64, 4, 2, 0), (64, 3, 1, 0)),
         hidden=512,
+        action_names=("NOOP", "FIRE", "RIGHT", "LEFT"),
         perturbation_radius=8,
         dataset_size=10_000,
         ppo=dict(
@@ -122,6 +131,7 @@ TASKS: dict[str, TaskSpec] = {
         n_actions=5,
         convs=((32, 8, 4, 0), (64, 4, 2, 0), (64, 3, 1, 0)),
         hidden=512,
+        action_names=("LANE_LEFT", "IDLE", "LANE_RIGHT", "FASTER", "SLOWER"),
         perturbation_radius=5,
         dataset_size=2500,
         ppo=dict(
