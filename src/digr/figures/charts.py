@@ -99,6 +99,8 @@ def robustness_chart(curves: Mapping[str, Sequence[Mapping[str, Any]]], path: st
         ax.set_xlabel("eps (grey levels of 255)")
         if i == 0:
             ax.set_ylabel(metric.replace("_", " "))
+        else:  # the shared axis is labelled once, on the left
+            ax.tick_params(labelleft=False)
         ax.grid(alpha=0.3)
     if first is not None:
         _zero_based(first, metric)
