@@ -13,6 +13,8 @@ from digr.cli.common import (
     resolve_task,
     seed_value,
 )
+from digr.cli.fields import add_fields, field_values
+from digr.pipeline import PRESETS, PipelineConfig, preset_config
 
 NAME = "pipeline"
 HELP = "run teacher -> dataset -> DIGR + distill-only students -> report (skips finished stages)"
@@ -25,29 +27,35 @@ continues where it stopped when it was interrupted: rerun the same command.
 Presets: full (paper sizes, Tables 2/3) and demo (small budgets, ~15 min on 2 cores)."""
 
 
+FIELDS = ("seed", "teacher_timesteps", "teacher_stop_at_success", "dataset_size", "student_steps",
+          "student_eval_every", "student_eval_episodes", "report_states", "agreement_states", "report_episodes",
+          "robustness_episodes")
+"""The :class:`PipelineConfig` fields that are options of ``digr pipeline`` (the eps and attack
+lists and the report's sections keep the preset's)."""
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_task(p)
     p.add_argument("--out", required=True, help="pipeline folder (created; resumed if it exists)")
     p.add_argument("--teacher", default=None, metavar="CKPT",
                    help="reuse this teacher checkpoint instead of training one")
-    p.add_argument("--preset", default="full", help="budget preset: full | demo (default full)")
-    p.add_argument("--seed", type=seed_value, default=None, help="seed of every stage (default 0)")
-    p.add_argument("--dataset-size", type=pos_int, default=None, help="override the dataset size")
-    p.add_argument("--student-steps", type=nonneg_int, default=None, help="override the student updates")
-    p.add_argument("--teacher-timesteps", type=nonneg_int, default=None, help="override PPO steps")
-    p.add_argument("--report-states", type=pos_int, default=None, help="override the benchmark states")
+    p.add_argument("--preset", default="full", choices=list(PRESETS),
+                   help="budget preset whose values the options below override (default full)")
+    add_fields(p, PipelineConfig, FIELDS,
+               types={"seed": seed_value, "teacher_timesteps": nonneg_int, "dataset_size": pos_int,
+                      "student_steps": nonneg_int, "student_eval_every": nonneg_int,
+                      "student_eval_episodes": nonneg_int, "report_states": pos_int, "agreement_states": pos_int,
+                      "report_episodes": pos_int, "robustness_episodes": pos_int})
     add_parallel(p, what="the dataset's shards")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--json", action="store_true", help="print one JSON object at the end")
 
 
 def run(args: argparse.Namespace) -> int:
-    from digr.pipeline import Pipeline, preset_config
+    from digr.pipeline import Pipeline
 
     resolve_task(args, args.teacher)  # --task / --env; a teacher trained on stacked frames: NAME+stackK
-    cfg = preset_config(args.preset, seed=args.seed, dataset_size=args.dataset_size,
-                        student_steps=args.student_steps, teacher_timesteps=args.teacher_timesteps,
-                        report_states=args.report_states)
+    cfg = preset_config(args.preset, **field_values(args, FIELDS))
     state = Pipeline(args.task, args.out, teacher=args.teacher, config=cfg, preset=args.preset,
                      show_progress=not args.no_progress, parallel=parallel_config(args)).run()
     if args.json:
