@@ -52,6 +52,8 @@ def test_torch_free_choice_lists_match_the_library():
 @pytest.mark.parametrize("command,config,not_options", [
     ("dataset", "digr.distill.config:DatasetConfig", ()),
     ("train", "digr.rl.config:PPOConfig", ("frame_stack", "torch_threads")),  # the layout; --threads
+    ("report", "digr.evaluation.report.config:ReportConfig",
+     ("eps", "attacks", "settings", "threads", "sections")),  # lists and maps: options of their own
     ("pipeline", "digr.pipeline:PipelineConfig",
      ("robustness_eps", "robustness_attacks", "report_sections", "threads")),  # lists: the preset's
 ])

@@ -53,42 +53,33 @@ def method_setting(text: str) -> tuple[str, str, object]:
     return method, key, value
 
 
+FIELDS = ("states", "agreement_states", "episodes", "robustness_episodes", "workers", "seed", "batch_size", "repeats",
+          "timing_max_seconds", "device", "panel_states", "gif_frames", "gif_fps")
+"""The :class:`ReportConfig` fields that are plain options of ``digr report``; ``--eps``,
+``--attacks``, ``--setting``, ``--sections`` and ``--threads`` fill the rest."""
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from digr.evaluation.report import SECTIONS
+    from digr.cli.fields import add_fields
+    from digr.evaluation.report.config import SECTIONS, ReportConfig
 
     p.add_argument("dir", metavar="DIR", help="pipeline output folder (layout above)")
-    p.add_argument("--states", type=state_count, default=10_000, help="saliency benchmark states (default 10000)")
-    p.add_argument("--agreement-states", type=pos_int, default=100,
-                   help="held-out teacher states for the map-agreement section (default 100)")
-    p.add_argument("--episodes", type=episode_count, default=100,
-                   help="episodes per policy for performance (default 100)")
-    p.add_argument("--robustness-episodes", type=episode_count, default=50,
-                   help="episodes per (attack, eps) point (default 50, as the paper)")
+    add_fields(p, ReportConfig, FIELDS, flags={"timing_max_seconds": "--max-seconds"},
+               types={"states": state_count, "agreement_states": pos_int, "episodes": episode_count,
+                      "robustness_episodes": episode_count, "workers": pos_int, "seed": seed_value,
+                      "batch_size": pos_int, "repeats": pos_int, "device": device_name, "panel_states": pos_int,
+                      "gif_frames": pos_int},
+               metavars={"timing_max_seconds": "SECONDS"})
     p.add_argument("--eps", type=eps_value, nargs="+", default=None, metavar="E",
                    help="robustness eps sweep, [0, 1] pixel scale, fractions like 8/255 accepted "
                         "(default 0 1/255 2/255 4/255 8/255 16/255)")
     p.add_argument("--attacks", nargs="+", default=None, metavar="NAME",
                    help="attacks to sweep (default all)")
-    p.add_argument("--workers", type=pos_int, default=1,
-                   help="Ray CPUs for the robustness sweep's points (default 1: one after the other, no Ray; "
-                        "more needs pip install 'digr[ray]')")
-    p.add_argument("--seed", type=seed_value, default=0,
-                   help="seed of states, episodes and attacks (default 0)")
-    p.add_argument("--batch-size", type=pos_int, default=64, help="states per saliency call (default 64)")
     p.add_argument("--setting", type=method_setting, action="append", default=[], metavar="METHOD.KEY=VALUE",
                    help="saliency setting for Table 1 and the panels, e.g. perturbation.stride=4 "
                         "(repeatable)")
-    p.add_argument("--repeats", type=pos_int, default=20, help="timed calls per method (default 20)")
-    p.add_argument("--max-seconds", type=float, default=8.0,
-                   help="timing budget per method in seconds (default 8)")
-    p.add_argument("--device", type=device_name, default="cpu",
-                   help="cpu | cuda for the saliency benchmark and timing (default cpu)")
     p.add_argument("--threads", type=thread_count, default=None,
                    help="torch CPU threads for this command (default: digr --torch-threads, 1)")
-    p.add_argument("--panel-states", type=pos_int, default=4,
-                   help="states in the saliency panels (default 4)")
-    p.add_argument("--gif-frames", type=pos_int, default=120,
-                   help="most frames in the episode GIF (default 120)")
     p.add_argument("--sections", nargs="+", choices=SECTIONS, default=list(SECTIONS), metavar="SECTION",
                    help=f"sections to include (default all: {' '.join(SECTIONS)})")
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
@@ -96,11 +87,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from digr.cli.fields import field_values
     from digr.errors import DigrError
     from digr.evaluation.report import ReportConfig, write_report
 
-    if not args.max_seconds > 0:
-        raise DigrError(f"--max-seconds must be > 0, got {args.max_seconds}")
+    if args.timing_max_seconds is not None and not args.timing_max_seconds > 0:
+        raise DigrError(f"--max-seconds must be > 0, got {args.timing_max_seconds}")
     bad_eps = [e for e in args.eps or () if not 0 <= e <= 1]  # before any folder is read (NaN too)
     if bad_eps:
         raise DigrError(f"--eps must lie in [0, 1] (the pixel scale), got {bad_eps[0]}")
@@ -114,15 +106,10 @@ def run(args: argparse.Namespace) -> int:
 
         for method, key, value in args.setting:
             settings.setdefault(canonical_name(method), {})[key] = value
-    cfg = ReportConfig(
-        states=args.states, episodes=args.episodes, robustness_episodes=args.robustness_episodes,
-        eps=tuple(args.eps) if args.eps is not None else None,
-        attacks=tuple(args.attacks) if args.attacks is not None else None, seed=args.seed,
-        workers=args.workers,
-        batch_size=args.batch_size, settings=settings, repeats=args.repeats,
-        timing_max_seconds=args.max_seconds, device=args.device, threads=args.threads,
-        panel_states=args.panel_states, gif_frames=args.gif_frames, sections=tuple(args.sections),
-        agreement_states=args.agreement_states)
+    given = {k: v for k, v in field_values(args, FIELDS).items() if v is not None}
+    cfg = ReportConfig(**given, eps=tuple(args.eps) if args.eps is not None else None,
+                       attacks=tuple(args.attacks) if args.attacks is not None else None, settings=settings,
+                       threads=args.threads, sections=tuple(args.sections))
     log = None if args.quiet or args.json else (lambda msg: print(msg, file=sys.stderr, flush=True))
     summary = write_report(args.dir, cfg, log=log)
     if args.json:

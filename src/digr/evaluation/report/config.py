@@ -29,8 +29,8 @@ class ReportConfig:
     attacks: tuple[str, ...] | None = None
     """Attacks to sweep; None: all registered."""
     workers: int = 1
-    """Processes for the robustness sweep (see :func:`digr.evaluation.robustness.robustness_sweep`);
-    the results, and so the cache keys, do not depend on it."""
+    """Ray CPUs for the robustness sweep's points (1: one after the other in this process, no Ray;
+    more needs ``pip install 'digr[ray]'``); the results, and so the cache keys, do not depend on it."""
     seed: int = 0
     """Seed of benchmark states, episodes and attacks."""
     batch_size: int = 64
@@ -50,6 +50,7 @@ class ReportConfig:
     gif_frames: int = 120
     """Most frames in the episode GIF (the episode's numbers are for the whole episode)."""
     gif_fps: float = 5.0
+    """Frames per second of the episode GIF."""
     agreement_states: int = 100
     """Held-out teacher states for the map-agreement section (:mod:`digr.evaluation.agreement`)."""
     sections: tuple[str, ...] = SECTIONS
@@ -84,7 +85,8 @@ def report_command(directory: Path, cfg: ReportConfig) -> str:
                        ("batch_size", "--batch-size"), ("repeats", "--repeats"),
                        ("timing_max_seconds", "--max-seconds"), ("device", "--device"),
                        ("threads", "--threads"), ("panel_states", "--panel-states"),
-                       ("gif_frames", "--gif-frames")):
+                       ("gif_frames", "--gif-frames"), ("gif_fps", "--gif-fps"),
+                       ("agreement_states", "--agreement-states")):
         v = getattr(cfg, name)
         if v != getattr(d, name):
             parts += [flag, str(v)]
