@@ -27,8 +27,12 @@ _PARSERS: dict[str, Callable[[str], Any]] = {"int": int, "float": float, "str": 
 
 @lru_cache(maxsize=None)
 def field_docs(cls: type) -> dict[str, str]:
-    """``{field: docstring}`` of a dataclass, from the string literals under its fields."""
-    tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
+    """``{field: docstring}`` of a dataclass, from the string literals under its fields (empty where
+    the source is not installed, e.g. a bytecode-only install: the options then have no help text)."""
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
+    except (OSError, TypeError):
+        return {}
     body = tree.body[0].body
     docs = {}
     for node, nxt in zip(body, body[1:]):
