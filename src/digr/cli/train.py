@@ -6,9 +6,8 @@ import argparse
 
 from digr.cli.common import add_task, nonneg_int, pos_int, resolve_task, seed_value, thread_count
 from digr.cli.fields import add_fields, field_values
+from digr.distill.config import STUDENT_FLS as FLS_VARIANTS  # the one torch-free list of FLS variants
 from digr.rl.config import VEC_ENVS, PPOConfig
-
-FLS_VARIANTS = ("sparse", "sparse-sum", "dense")  # = digr.models.fls.VARIANTS (checked by a test)
 
 FIELDS = ("total_timesteps", "seed", "learning_rate", "n_envs", "n_steps", "n_epochs", "n_minibatches", "gamma",
           "gae_lambda", "ent_coef", "vf_coef", "max_grad_norm", "clip_range", "checkpoint_every", "stop_at_success",
