@@ -56,6 +56,14 @@ def test_torch_free_choice_lists_match_the_library():
      ("eps", "attacks", "settings", "threads", "sections")),  # lists and maps: options of their own
     ("pipeline", "digr.pipeline:PipelineConfig",
      ("robustness_eps", "robustness_attacks", "report_sections", "threads")),  # lists: the preset's
+    ("eval_performance", "digr.evaluation.settings:PerformanceConfig", ()),
+    ("eval_robustness", "digr.evaluation.settings:RobustnessConfig", ()),
+    ("eval_agreement", "digr.evaluation.settings:AgreementConfig", ()),
+    ("eval_saliency", "digr.evaluation.settings:SaliencyBenchmarkConfig", ()),
+    ("eval_timing", "digr.evaluation.settings:TimingConfig", ()),
+    ("eval_lag", "digr.evaluation.settings:LagConfig", ()),
+    ("saliency", "digr.evaluation.settings:ExplainConfig", ()),
+    ("export", "digr.evaluation.settings:ExportConfig", ()),
 ])
 def test_every_field_is_an_option_with_its_docstring_as_help(command, config, not_options):
     import importlib
@@ -75,3 +83,47 @@ def test_train_fls_choices_match_the_library():
     from digr.cli import train as train_cli
 
     assert train_cli.FLS_VARIANTS == STUDENT_FLS
+
+
+@pytest.mark.parametrize("command,config,argv", [
+    ("eval_performance", "PerformanceConfig", ["--policy", "p"]),
+    ("eval_robustness", "RobustnessConfig", ["--policy", "p", "--attack", "pgd", "--eps", "8/255"]),
+    ("eval_timing", "TimingConfig", ["--policy", "p"]),
+    ("eval_lag", "LagConfig", ["--policy", "p"]),
+    ("saliency", "ExplainConfig", ["--policy", "p", "--out", "o"]),
+])
+def test_options_not_given_keep_the_library_defaults(command, config, argv):
+    """The command's settings with no option given are the config's defaults, the same object the
+    library's functions take their defaults from."""
+    import importlib
+
+    from digr.cli.fields import config_from
+    from digr.evaluation import settings
+
+    mod = importlib.import_module(f"digr.cli.{command}")
+    p = argparse.ArgumentParser()
+    mod.add_arguments(p)
+    cls = getattr(settings, config)
+    got = config_from(cls, p.parse_args(argv), mod.FIELDS)
+    given = {"attack": "pgd", "eps": pytest.approx(8 / 255)} if config == "RobustnessConfig" else {}
+    for f in fields(cls):
+        assert getattr(got, f.name) == given.get(f.name, f.default), f.name
+
+
+def test_library_defaults_come_from_the_configs():
+    import inspect
+
+    from digr.evaluation import agreement, robustness, saliency_benchmark, timing
+    from digr.evaluation.settings import (
+        AgreementConfig,
+        RobustnessConfig,
+        SaliencyBenchmarkConfig,
+        TimingConfig,
+    )
+
+    assert inspect.signature(agreement.map_agreement).parameters["states"].default == AgreementConfig.states
+    assert inspect.signature(robustness.evaluate_robustness).parameters["episodes"].default == RobustnessConfig.episodes
+    bench = inspect.signature(saliency_benchmark.evaluate_saliency).parameters
+    assert (bench["states"].default, bench["batch_size"].default) == (SaliencyBenchmarkConfig.states,
+                                                                      SaliencyBenchmarkConfig.batch_size)
+    assert inspect.signature(timing.time_saliency).parameters["repeats"].default == TimingConfig.repeats

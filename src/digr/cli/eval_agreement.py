@@ -5,7 +5,11 @@ from __future__ import annotations
 import argparse
 
 from digr.cli.common import add_policy, add_task, emit, resolve_task, seed_value, state_count
+from digr.cli.fields import add_fields, config_from
+from digr.evaluation.settings import AgreementConfig
 
+FIELDS = ("states", "seed", "radius")
+"""The :class:`AgreementConfig` fields that are options (all of them)."""
 NAME = "agreement"
 HELP = "map agreement (no masks needed): a policy's vanilla-gradient map vs the teacher's perturbation map"
 DESCRIPTION = HELP + """
@@ -28,10 +32,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--policy", action="append", required=True, metavar="CKPT",
                    help="policy (student) checkpoint or run folder to measure; repeatable")
     add_task(p, required=False)
-    p.add_argument("--states", type=state_count, default=100, help="held-out states (default 100)")
-    p.add_argument("--seed", type=seed_value, default=0, help="seed of the held-out rollouts (default 0)")
-    p.add_argument("--radius", type=float, default=None,
-                   help="perturbation radius of the reference maps (default: the task's, appendix A)")
+    add_fields(p, AgreementConfig, FIELDS, types={"states": state_count, "seed": seed_value}, defaults=True)
     p.add_argument("--cache", default=None, metavar="DIR",
                    help="keep the held-out states and reference maps in DIR (npz) and reuse them")
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -42,16 +43,15 @@ def run(args: argparse.Namespace) -> int:
     from digr.evaluation.agreement import map_agreement
     from digr.models import load_policy
 
+    cfg = config_from(AgreementConfig, args, FIELDS)
     spec = resolve_task(args, args.teacher)
-    if args.radius is not None and not args.radius > 0:
-        raise DigrError(f"--radius must be > 0, got {args.radius}")
     teacher = load_policy(args.teacher, task=spec.name)
     policies = {str(p): load_policy(p, task=spec.name) for p in args.policy}
     if len(policies) != len(args.policy):
         raise DigrError("each --policy must be named once")
-    result = map_agreement(policies, teacher, spec.name, states=args.states, seed=args.seed,
-                           radius=args.radius, cache=args.cache)
-    out = {"task": spec.name, "teacher": str(args.teacher), "states": args.states, "seed": args.seed,
+    result = map_agreement(policies, teacher, spec.name, states=cfg.states, seed=cfg.seed,
+                           radius=cfg.radius, cache=args.cache)
+    out = {"task": spec.name, "teacher": str(args.teacher), "states": cfg.states, "seed": cfg.seed,
            "agreement": {k: v.as_dict() for k, v in result.items()}}
     if args.json:
         emit(out, as_json=True)

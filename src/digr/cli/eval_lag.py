@@ -7,16 +7,18 @@ import argparse
 from digr.cli.common import (
     add_policy,
     add_task,
-    bounded_count,
     device_name,
     emit,
     nonneg_int,
     pos_int,
     resolve_task,
     seed_value,
-    thread_count,
 )
+from digr.cli.fields import add_fields, config_from
+from digr.evaluation.settings import LagConfig
 
+FIELDS = ("frames", "one_episode", "fps", "stride", "columns", "start", "seed", "device")
+"""The :class:`LagConfig` fields that are options (all of them)."""
 NAME = "lag"
 HELP = "real-time lag (frames at 20 fps) of the perturbation map vs DIGR's vanilla gradient (Figure 6)"
 DESCRIPTION = HELP + """
@@ -44,23 +46,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_task(p, required=False)
     p.add_argument("--student", default=None, metavar="CKPT",
                    help="DIGR student checkpoint (adds the row: vanilla gradient on the student)")
-    # --frames and --fps are checked by the library so a bad value is one 'digr: error:' line
-    p.add_argument("--frames", type=bounded_count(100_000), default=12,
-                   help="frames of the stream (default 12, at most 100,000)")
-    p.add_argument("--one-episode", action="store_true",
-                   help="stop at the end of the first episode (fewer frames) instead of going on")
-    p.add_argument("--fps", type=float, default=20.0,
-                   help="frame rate of the real-time stream (default 20: the paper's 0.05 s camera)")
-    p.add_argument("--stride", type=pos_int, default=1,
-                   help="perturbation grid stride (default 1, as in the paper)")
-    p.add_argument("--columns", type=pos_int, default=6, help="consecutive ticks in the figure (default 6)")
-    p.add_argument("--start", type=nonneg_int, default=None,
-                   help="first tick of the figure (default: the last COLUMNS ticks)")
-    p.add_argument("--seed", type=seed_value, default=0,
-                   help="episode e is env.reset(seed=SEED+e) (default 0)")
-    p.add_argument("--device", type=device_name, default="cpu", help="cpu | cuda (default cpu)")
-    p.add_argument("--threads", type=thread_count, default=None,
-                   help="torch CPU threads for this command (default: digr --torch-threads, 1)")
+    add_fields(p, LagConfig, FIELDS, switch=("one_episode",), defaults=True,
+               types={"frames": pos_int, "stride": pos_int, "columns": pos_int, "start": nonneg_int,
+                      "seed": seed_value, "device": device_name})
     p.add_argument("--out", default=None, metavar="DIR", help="write lag.png and lag.json into DIR")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
@@ -69,30 +57,20 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from digr.errors import DigrError
-    from digr.evaluation.lag import LagConfig, LagRow, measure_lag
+    from digr.evaluation.lag import LagRow, measure_lag
     from digr.figures.lag import lag_figure
     from digr.io import atomic_write_json
     from digr.models import load_policy
 
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
-    config = LagConfig(frames=args.frames, fps=args.fps, seed=args.seed, device=args.device,
-                       one_episode=args.one_episode).validate()
+    config = config_from(LagConfig, args, FIELDS)
     spec = resolve_task(args, args.policy)
     out = Path(args.out) if args.out else None
     if out is not None and out.exists() and not out.is_dir():
         raise DigrError(f"--out {out} exists and is not a folder")
-    if args.start is not None and args.start + min(args.columns, args.frames) > args.frames:
-        # checked before the (possibly minutes-long) measurement; lag_figure checks it again
-        # against the frames actually recorded
-        raise DigrError(f"--start {args.start} leaves fewer than {min(args.columns, args.frames)} "
-                        f"of {args.frames} frames for the figure")
     teacher = load_policy(args.policy, task=spec.name)
     rows = [
         LagRow(key="perturbation", label="GB perturbation (teacher)", method="perturbation", policy=teacher,
-               settings={"stride": args.stride}),
+               settings={"stride": config.stride}),
         LagRow(key="vanilla", label="vanilla gradient (teacher)", method="vanilla", policy=teacher),
     ]
     if args.student:
@@ -103,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
     report = {"policy": str(args.policy), "student": args.student, **result.to_json(), "figure": None}
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
-        report["figure"] = str(lag_figure(result, out / "lag.png", columns=args.columns, start=args.start))
+        report["figure"] = str(lag_figure(result, out / "lag.png", columns=config.columns, start=config.start))
         atomic_write_json(out / "lag.json", report)
     if args.json:
         emit(report, as_json=True)

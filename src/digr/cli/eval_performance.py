@@ -5,17 +5,20 @@ from __future__ import annotations
 import argparse
 
 from digr.cli.common import add_policy, add_task, emit, episode_count, resolve_task, seed_value
+from digr.cli.fields import add_fields, config_from
+from digr.evaluation.settings import PerformanceConfig
 
 NAME = "performance"
 HELP = "success rate / return of a policy over N seeded episodes (greedy actions by default)"
+FIELDS = ("episodes", "seed", "deterministic")
+"""The :class:`PerformanceConfig` fields that are options (all of them)."""
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_policy(p)
     add_task(p, required=False)
-    p.add_argument("--episodes", type=episode_count, default=100, help="episodes (default 100)")
-    p.add_argument("--seed", type=seed_value, default=0, help="episode k resets with seed+k (default 0)")
-    p.add_argument("--stochastic", action="store_true", help="sample actions instead of argmax")
+    add_fields(p, PerformanceConfig, FIELDS, types={"episodes": episode_count, "seed": seed_value},
+               negate=("deterministic",), flags={"deterministic": "--stochastic"}, defaults=True)
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
 
@@ -23,9 +26,10 @@ def run(args: argparse.Namespace) -> int:
     from digr.evaluation.performance import evaluate_policy
     from digr.models import load_policy
 
+    cfg = config_from(PerformanceConfig, args, FIELDS)
     spec = resolve_task(args, args.policy)
     policy = load_policy(args.policy, task=spec.name)
-    result = evaluate_policy(policy, spec.name, episodes=args.episodes, seed=args.seed,
-                             deterministic=not args.stochastic)
+    result = evaluate_policy(policy, spec.name, episodes=cfg.episodes, seed=cfg.seed,
+                             deterministic=cfg.deterministic)
     emit({"task": spec.name, "policy": str(args.policy), **result}, as_json=args.json)
     return 0

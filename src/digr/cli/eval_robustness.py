@@ -14,7 +14,11 @@ from digr.cli.common import (
     resolve_task,
     seed_value,
 )
+from digr.cli.fields import add_fields, config_from
+from digr.evaluation.settings import RobustnessConfig
 
+FIELDS = ("attack", "eps", "episodes", "seed", "attack_steps", "step_size")
+"""The :class:`RobustnessConfig` fields that are options (all of them)."""
 NAME = "robustness"
 HELP = "success rate / return under an observation attack (fgsm | pgd | mi-fgsm | mad) of radius eps"
 DESCRIPTION = HELP + """
@@ -35,32 +39,23 @@ example:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_policy(p)
     add_task(p, required=False)
-    p.add_argument("--attack", required=True, metavar="NAME", help="fgsm | pgd | mi-fgsm | mad")
-    p.add_argument("--eps", required=True, type=eps_value, metavar="E",
-                   help="L-inf radius in the [0, 1] pixel scale, 0 <= E <= 1 (e.g. 0.0314 or 8/255)")
-    p.add_argument("--episodes", type=episode_count, default=50, help="episodes (default 50, as in the paper)")
-    p.add_argument("--seed", type=seed_value, default=0,
-                   help="episode k resets with seed+k; also seeds the attack's random start (default 0)")
-    # Not --steps / --alpha: those name the student's updates and eq. 5's weight in `digr distill`.
-    p.add_argument("--attack-steps", type=pos_int, default=None, dest="steps",
-                   help="iterations of pgd / mi-fgsm / mad (default 10; fgsm is one step)")
-    p.add_argument("--step-size", type=float, default=None, dest="alpha",
-                   help="step size of pgd / mi-fgsm / mad (default: the attack's own, see its docs)")
+    # --attack-steps / --step-size, not --steps / --alpha: those name the student's updates and
+    # eq. 5's weight in `digr distill`.
+    add_fields(p, RobustnessConfig, FIELDS, required=("attack", "eps"), defaults=True,
+               types={"eps": eps_value, "episodes": episode_count, "seed": seed_value, "attack_steps": pos_int},
+               metavars={"attack": "NAME", "eps": "E", "attack_steps": "STEPS", "step_size": "ALPHA"})
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
 
 def run(args: argparse.Namespace) -> int:
-    from digr.attacks import check_eps, resolve_attack_name
+    from digr.attacks import resolve_attack_name
     from digr.evaluation.robustness import evaluate_robustness
     from digr.models import load_policy
 
-    # Cheap argument errors first, before loading a checkpoint.
-    attack = resolve_attack_name(args.attack)
-    eps = check_eps(args.eps)
-    settings = {k: v for k, v in (("steps", args.steps), ("alpha", args.alpha)) if v is not None}
+    cfg = config_from(RobustnessConfig, args, FIELDS)  # cheap argument errors before loading a checkpoint
     spec = resolve_task(args, args.policy)
     policy = load_policy(args.policy, task=spec.name)
-    result = evaluate_robustness(policy, spec.name, attack=attack, eps=eps, episodes=args.episodes,
-                                 seed=args.seed, **settings)
+    result = evaluate_robustness(policy, spec.name, attack=resolve_attack_name(cfg.attack), eps=cfg.eps,
+                                 episodes=cfg.episodes, seed=cfg.seed, **cfg.attack_settings())
     emit({"task": spec.name, "policy": str(args.policy), **result}, as_json=args.json)
     return 0

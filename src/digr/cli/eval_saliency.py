@@ -16,9 +16,12 @@ from digr.cli.common import (
     resolve_task,
     seed_value,
     state_count,
-    thread_count,
 )
+from digr.cli.fields import add_fields, config_from
+from digr.evaluation.settings import SaliencyBenchmarkConfig
 
+FIELDS = ("states", "seed", "moves", "batch_size", "exact_auc", "device")
+"""The :class:`SaliencyBenchmarkConfig` fields that are options (all of them)."""
 NAME = "saliency"
 HELP = "saliency quality on Red-Fetch-Green's ground-truth masks: important / unimportant / AUC (Table 1)"
 DESCRIPTION = HELP + """
@@ -55,38 +58,27 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "perturbation | sarfa (aliases such as vg, ig accepted), a comma-separated list, or "
                         "all (one result per method under \"methods\")")
     add_task(p, required=False)
-    p.add_argument("--states", type=state_count, default=10_000,
-                   help="benchmark states (default 10000, as the paper)")
-    p.add_argument("--seed", type=seed_value, default=0, help="state k resets with seed+k (default 0)")
-    p.add_argument("--moves", type=nonneg_int, default=0,
-                   help="up to this many seeded random moves after each reset (default 0)")
-    p.add_argument("--batch-size", type=pos_int, default=64, help="states per saliency call (default 64)")
+    add_fields(p, SaliencyBenchmarkConfig, FIELDS, switch=("exact_auc",), defaults=True,
+               types={"states": state_count, "seed": seed_value, "moves": nonneg_int, "batch_size": pos_int,
+                      "device": device_name})
     p.add_argument("--setting", type=setting, action="append", default=[], metavar="KEY=VALUE",
                    help="method setting overriding the paper's default, e.g. stride=4 (repeatable)")
-    p.add_argument("--device", type=device_name, default="cpu", help="cpu | cuda (default cpu)")
-    p.add_argument("--threads", type=thread_count, default=None,
-                   help="torch CPU threads for this command (default: digr --torch-threads, 1)")
-    p.add_argument("--exact-auc", action="store_true", help="keep every pixel value for an exact AUC")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
 
 def run(args: argparse.Namespace) -> int:
+    from digr.cli.saliency import parse_methods
     from digr.evaluation.saliency_benchmark import check_task, evaluate_saliency
     from digr.models import load_policy
 
-    if args.threads is not None:
-        import torch
-
-        torch.set_num_threads(args.threads)
-    from digr.cli.saliency import parse_methods
-
+    cfg = config_from(SaliencyBenchmarkConfig, args, FIELDS)
     task = check_task(resolve_task(args, args.policy).name)  # before loading weights: only RFG has masks
     parse_methods(args.method)  # an unknown name fails before the weights are read
     policy = load_policy(args.policy, task=task)
     methods = parse_methods(args.method, policy)  # "all" or a comma-separated list, as `digr saliency`
-    results = {m: evaluate_saliency(policy, m, task=task, states=args.states, seed=args.seed, moves=args.moves,
-                                    batch_size=args.batch_size, settings=dict(args.setting), device=args.device,
-                                    auc="exact" if args.exact_auc else "histogram") for m in methods}
+    results = {m: evaluate_saliency(policy, m, task=task, states=cfg.states, seed=cfg.seed, moves=cfg.moves,
+                                    batch_size=cfg.batch_size, settings=dict(args.setting), device=cfg.device,
+                                    auc="exact" if cfg.exact_auc else "histogram") for m in methods}
     if len(methods) == 1:
         emit({"task": task, "policy": str(args.policy), **results[methods[0]]}, as_json=args.json)
     else:

@@ -12,9 +12,12 @@ from digr.cli.common import (
     pos_int,
     resolve_task,
     seed_value,
-    thread_count,
 )
+from digr.cli.fields import add_fields, config_from
+from digr.evaluation.settings import TimingConfig
 
+FIELDS = ("repeats", "max_seconds", "seed", "device")
+"""The :class:`TimingConfig` fields that are options (all of them)."""
 NAME = "timing"
 HELP = "milliseconds per saliency map at batch 1 for every method (+ DIGR's vanilla gradient on a student)"
 DESCRIPTION = HELP + """
@@ -37,35 +40,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_task(p, required=False)
     p.add_argument("--student", default=None, metavar="CKPT",
                    help="DIGR student checkpoint (times its vanilla gradient)")
-    p.add_argument("--repeats", type=pos_int, default=20,
-                   help="timed calls per method (default 20; fewer for slow ones)")
-    p.add_argument("--max-seconds", type=float, default=8.0,
-                   help="about how long the timed calls of one method may take (default 8)")
-    p.add_argument("--device", type=device_name, default="cpu", help="cpu | cuda (default cpu)")
-    p.add_argument("--threads", type=thread_count, default=None,
-                   help="torch CPU threads for this command (default: digr --torch-threads, 1)")
-    p.add_argument("--seed", type=seed_value, default=0,
-                   help="the observation is env.reset(seed=SEED) (default 0)")
+    add_fields(p, TimingConfig, FIELDS, defaults=True,
+               types={"repeats": pos_int, "seed": seed_value, "device": device_name})
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
 
 def run(args: argparse.Namespace) -> int:
-    from digr.errors import DigrError
     from digr.evaluation.timing import time_saliency
     from digr.models import load_policy
 
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
-
-    if not args.max_seconds > 0:
-        raise DigrError(f"--max-seconds must be > 0, got {args.max_seconds}")
+    cfg = config_from(TimingConfig, args, FIELDS)  # torch threads: set by digr.cli.main from --threads
     spec = resolve_task(args, args.policy)
     policy = load_policy(args.policy, task=spec.name)
     student = load_policy(args.student, task=spec.name) if args.student else None
-    result = time_saliency(policy, spec.name, student=student, repeats=args.repeats, device=args.device,
-                           seed=args.seed, max_seconds=args.max_seconds)
+    result = time_saliency(policy, spec.name, student=student, repeats=cfg.repeats, device=cfg.device,
+                           seed=cfg.seed, max_seconds=cfg.max_seconds)
     result = {"policy": str(args.policy), "student": args.student, **result}
     if args.json:
         emit(result, as_json=True)

@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import argparse
 
+from digr.cli.fields import add_fields, config_from
+from digr.evaluation.settings import ExportConfig
+
+FIELDS = ("format",)
+"""The :class:`ExportConfig` fields that are options (all of them)."""
 NAME = "export"
 HELP = "write a policy as ONNX or TorchScript (returning logits and its saliency map) or an SB3 zip"
 DESCRIPTION = """Write a digr policy for deployment.
@@ -19,7 +24,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     from digr.deploy.export import EXPORT_FORMATS
 
     p.add_argument("policy", metavar="POLICY", help="digr checkpoint folder or a run folder holding policy/")
-    p.add_argument("--format", required=True, choices=EXPORT_FORMATS, help="onnx | torchscript | sb3")
+    add_fields(p, ExportConfig, FIELDS, choices={"format": EXPORT_FORMATS}, required=("format",))
     p.add_argument("--out", required=True, metavar="PATH", help="file to write (replaced atomically)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
@@ -29,8 +34,9 @@ def run(args: argparse.Namespace) -> int:
     from digr.deploy.export import export_policy
     from digr.models import load_policy
 
+    cfg = config_from(ExportConfig, args, FIELDS)
     policy = load_policy(args.policy)
-    path = export_policy(policy, args.out, fmt=args.format)
-    emit({"policy": str(args.policy), "format": args.format, "out": str(path),
+    path = export_policy(policy, args.out, fmt=cfg.format)
+    emit({"policy": str(args.policy), "format": cfg.format, "out": str(path),
           "obs_shape": list(policy.config.obs_shape), "n_actions": policy.config.n_actions}, as_json=args.json)
     return 0

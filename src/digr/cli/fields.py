@@ -54,23 +54,34 @@ def add_fields(p: argparse.ArgumentParser, cls: type, names: Sequence[str], *,
                types: Mapping[str, Callable[[str], Any]] | None = None,
                choices: Mapping[str, Sequence[str]] | None = None,
                metavars: Mapping[str, str] | None = None, negate: Sequence[str] = (),
-               flags: Mapping[str, str] | None = None) -> None:
+               flags: Mapping[str, str] | None = None, required: Sequence[str] = (),
+               switch: Sequence[str] = (), defaults: bool = False) -> None:
     """Add ``--name`` for each field in ``names`` (``--no-name`` for those in ``negate``, boolean
-    fields that default to True and that an option switches off; ``flags`` renames an option)."""
+    fields that default to True and that an option switches off; ``--name`` alone for those in
+    ``switch``, boolean fields that default to False; ``flags`` renames an option; ``required``
+    options must be given; ``defaults``: each help ends with the field's default, for configs whose
+    defaults do not depend on a recipe or a task)."""
     docs, known = field_docs(cls), {f.name: f for f in fields(cls)}
     types, choices, metavars, flags = types or {}, choices or {}, metavars or {}, flags or {}
     for name in names:
         f = known[name]  # KeyError here is a programming error: the command names a field that is gone
         text = plain(docs.get(name, ""))
+        if defaults and f.default is not None and name not in required and name not in (*negate, *switch):
+            text += f" (default {f.default})"
         if name in negate:
             flag = flags.get(name, f"--no-{name.replace('_', '-')}")
             p.add_argument(flag, dest=name, action="store_const", const=False,
-                           default=None, help=f"sets it to False. {text}")
+                           default=None, help=f"sets {name} to False. {text}")
+            continue
+        if name in switch:
+            p.add_argument(flags.get(name, "--" + name.replace("_", "-")), dest=name, action="store_const",
+                           const=True, default=None, help=f"sets {name} to True. {text}")
             continue
         flag = flags.get(name, "--" + name.replace("_", "-"))
         kind = str(f.type).replace(" | None", "").replace("Optional[", "").rstrip("]")
         p.add_argument(flag, dest=name, type=types.get(name, _PARSERS.get(kind, str)), default=None,
-                       choices=choices.get(name), metavar=metavars.get(name), help=text)
+                       choices=choices.get(name), metavar=metavars.get(name), help=text,
+                       required=name in required)
 
 
 def field_values(args: argparse.Namespace, names: Sequence[str]) -> dict[str, Any]:
@@ -78,4 +89,12 @@ def field_values(args: argparse.Namespace, names: Sequence[str]) -> dict[str, An
     return {name: getattr(args, name) for name in names}
 
 
-__all__ = ["add_fields", "field_docs", "field_values", "plain"]
+def config_from(cls: type, args: argparse.Namespace, names: Sequence[str], **extra: Any):
+    """``cls`` built from the generated options (not given: the field's default) and ``extra``,
+    validated (:func:`digr.evaluation.settings.from_options`)."""
+    from digr.evaluation.settings import from_options
+
+    return from_options(cls, **field_values(args, names), **extra)
+
+
+__all__ = ["add_fields", "config_from", "field_docs", "field_values", "plain"]

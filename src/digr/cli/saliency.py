@@ -13,9 +13,12 @@ from digr.cli.common import (
     resolve_task,
     seed_value,
     state_count,
-    thread_count,
 )
+from digr.cli.fields import add_fields, config_from
+from digr.evaluation.settings import SCORES, ExplainConfig
 
+FIELDS = ("method", "states", "seed", "stride", "score", "rows_per_panel", "device")
+"""The :class:`ExplainConfig` fields that are options (all of them)."""
 NAME = "saliency"
 HELP = "saliency maps of a policy on states from its own greedy rollouts (npz + PNG panels)"
 DESCRIPTION = """\
@@ -37,20 +40,11 @@ sarfa, or 'all'; several may be given comma-separated."""
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_policy(p)
     add_task(p, required=False)
-    p.add_argument("--method", default="all", metavar="NAME|all",
-                   help="saliency method(s), comma-separated, or 'all' (default all)")
-    p.add_argument("--states", type=state_count, default=8, metavar="N", help="states to explain (default 8)")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
-    p.add_argument("--seed", type=seed_value, default=0, help="episode k resets with seed+k (default 0)")
-    p.add_argument("--stride", type=pos_int, default=1,
-                   help="grid stride of the perturbation family (default 1: every pixel)")
-    p.add_argument("--score", choices=("kl", "greydanus"), default="kl",
-                   help="perturbation score: kl = KL(pi(s)||pi(s')) (eq. 3, default); "
-                        "greydanus = 0.5*||logits - logits'||^2")
-    p.add_argument("--rows-per-panel", type=pos_int, default=4, help="states per PNG (default 4)")
-    p.add_argument("--device", type=device_name, default="cpu", help="torch device (default cpu)")
-    p.add_argument("--threads", type=thread_count, default=None,
-                   help="torch CPU threads for this command (default: digr --torch-threads, 1)")
+    add_fields(p, ExplainConfig, FIELDS, defaults=True, choices={"score": SCORES},
+               metavars={"method": "NAME|all", "states": "N"},
+               types={"states": state_count, "seed": seed_value, "stride": pos_int, "rows_per_panel": pos_int,
+                      "device": device_name})
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
 
@@ -97,32 +91,31 @@ def run(args: argparse.Namespace) -> int:
     from digr.models.checkpoint import file_digest, resolve
     from digr.saliency import get_method
 
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)  # the command's process only; never set by the library
+    cfg = config_from(ExplainConfig, args, FIELDS)
     spec = resolve_task(args, args.policy)
-    methods = parse_methods(args.method)  # names checked before the checkpoint is read
+    methods = parse_methods(cfg.method)  # names checked before the checkpoint is read
     try:
-        device = torch.device(args.device)
+        device = torch.device(cfg.device)
     except RuntimeError as exc:
-        raise DigrError(f"bad --device {args.device!r}: {exc}") from None
+        raise DigrError(f"bad --device {cfg.device!r}: {exc}") from None
     policy = load_policy(args.policy, task=spec.name).to(device)
-    methods = parse_methods(args.method, policy)
+    methods = parse_methods(cfg.method, policy)
     out = Path(args.out)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise DigrError(f"cannot create --out {out}: {exc}") from None
 
-    raw, actions = collect_states(policy, spec, args.states, seed=args.seed)
+    raw, actions = collect_states(policy, spec, cfg.states, seed=cfg.seed)
     obs = to_tensor(raw, spec.obs_shape).to(device)
     maps: dict[str, np.ndarray] = {}
     info: dict[str, dict] = {}
     for name in methods:
         settings = {}
         if name in ("perturbation", "sarfa"):
-            settings = {"radius": spec.perturbation_radius, "stride": args.stride}
+            settings = {"radius": spec.perturbation_radius, "stride": cfg.stride}
             if name == "perturbation":
-                settings["score"] = args.score
+                settings["score"] = cfg.score
         method = get_method(name, policy, **settings)
         t0 = time.perf_counter()
         m = method.attribute(obs)
@@ -142,14 +135,14 @@ def run(args: argparse.Namespace) -> int:
 
     atomic_write(npz, write_npz)
     panels = save_panels(out / "panels", to_tensor(raw, spec.obs_shape).numpy(), maps,
-                         rows_per_panel=args.rows_per_panel,
+                         rows_per_panel=cfg.rows_per_panel,
                          row_labels=[f"state {i}, {spec.action_name(a)}" for i, a in enumerate(actions.tolist())],
                          title=f"{spec.name}: {resolve(args.policy)}")
     meta = {
         "task": spec.name,
         "policy": str(args.policy),
         "policy_sha256": file_digest(resolve(args.policy)),
-        "seed": args.seed,
+        "seed": cfg.seed,
         "states": len(raw),
         "methods": info,
         "npz": npz.name,

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from digr.errors import DigrError, check_int
+from digr.evaluation.settings import AgreementConfig
 
 THRESHOLD = 0.1
 """Reference pixels above this count as important (eq. 4's lambda)."""
@@ -170,7 +171,7 @@ def reference_set(teacher: torch.nn.Module, task: str, *, states: int, seed: int
 
 
 def map_agreement(policies: dict[str, torch.nn.Module], teacher: torch.nn.Module, task: str, *,
-                  states: int = 100, seed: int = 0, radius: float | None = None,
+                  states: int = AgreementConfig.states, seed: int = 0, radius: float | None = None,
                   cache: str | Path | None = None) -> dict[str, Agreement]:
     """Map agreement of each named policy, and of ``"teacher_vg"`` (the teacher's own gradient,
     the baseline), on the same ``states`` held-out states and reference maps.

@@ -50,53 +50,19 @@ import numpy as np
 import torch
 
 from digr.envs import get_task, make_env
-from digr.errors import DigrError, check_int
-from digr.evaluation.timing import NO_GRAD_METHODS  # run under torch.no_grad, as when timed
-from digr.evaluation.timing import _sync
+from digr.errors import DigrError
+from digr.evaluation.settings import LagConfig, check_fps
+from digr.evaluation.timing import (
+    NO_GRAD_METHODS,  # run under torch.no_grad, as when timed
+    sync_device,
+)
 
-DEFAULT_FPS = 20.0
+DEFAULT_FPS = LagConfig.fps
 """Frames per second of the real-time stream: the paper's camera takes one image every 0.05 s."""
-DEFAULT_FRAMES = 12
+DEFAULT_FRAMES = LagConfig.frames
 """Frames recorded from the episode (fewer if it ends sooner)."""
-DEFAULT_COLUMNS = 6
+DEFAULT_COLUMNS = LagConfig.columns
 """Consecutive ticks shown in the figure."""
-
-
-# ------------------------------------------------------------------------------------- config
-@dataclass(frozen=True)
-class LagConfig:
-    """Settings of one lag measurement; the CLI and the library use this same object."""
-
-    frames: int = DEFAULT_FRAMES
-    """Frames of the real-time stream."""
-    one_episode: bool = False
-    """Stop at the end of the first episode (fewer frames) instead of going on with the next."""
-    fps: float = DEFAULT_FPS
-    """Frame rate of the simulated real-time stream; ``1 / fps`` is both the frame spacing and
-    the time a map has to be shown with its own frame."""
-    seed: int = 0
-    """Episode ``e`` of the stream is ``env.reset(seed=seed + e)``; the policy acts greedily, so
-    the frames are reproducible."""
-    device: str = "cpu"
-    """Where the policies run and the maps are computed: ``cpu`` or ``cuda``."""
-
-    def validate(self) -> "LagConfig":
-        """Return ``self``, or raise :class:`DigrError` naming the bad field."""
-        check_int("frames", self.frames)
-        check_fps(self.fps)
-        check_int("seed", self.seed, minimum=0)
-        return self
-
-
-def check_fps(fps: Any) -> float:
-    """``fps`` as a float; :class:`DigrError` unless it is a finite number > 0."""
-    try:
-        value = float(fps)
-    except (TypeError, ValueError):
-        raise DigrError(f"fps must be a number > 0, got {fps!r}") from None
-    if not (math.isfinite(value) and value > 0):
-        raise DigrError(f"fps must be a finite number > 0, got {fps!r}")
-    return value
 
 
 @dataclass(frozen=True)
@@ -291,10 +257,10 @@ def time_maps(method, obs: torch.Tensor, *, device: torch.device | str = "cpu"
     one(obs[:1])
     maps, secs = [], []
     for k in range(obs.shape[0]):
-        _sync(dev)
+        sync_device(dev)
         t0 = time.perf_counter()
         m = one(obs[k:k + 1])
-        _sync(dev)
+        sync_device(dev)
         secs.append(time.perf_counter() - t0)
         maps.append(m[0].float().cpu().numpy())
     return np.stack(maps), np.asarray(secs)

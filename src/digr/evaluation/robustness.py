@@ -19,12 +19,13 @@ import torch
 from digr.attacks import ATTACK_NAMES, check_eps, get_attack, resolve_attack_name
 from digr.errors import DigrError, check_int
 from digr.evaluation.performance import evaluate_policy
+from digr.evaluation.settings import RobustnessConfig
 from digr.models.cnn import PolicyNet
 
 DEFAULT_EPS: tuple[float, ...] = (0.0, 1 / 255, 2 / 255, 4 / 255, 8 / 255, 16 / 255)
 """Default eps sweep, ``[0, 1]`` pixel scale: 0 (clean), then 1, 2, 4, 8, 16 grey levels."""
 
-DEFAULT_EPISODES = 50
+DEFAULT_EPISODES = RobustnessConfig.episodes
 """Episodes per (attack, eps) point, as in the paper's Figure 8 for Red-Fetch-Green."""
 
 

@@ -46,6 +46,7 @@ import torch
 
 from digr.envs import get_task, make_env
 from digr.errors import DigrError, check_int
+from digr.evaluation.settings import SaliencyBenchmarkConfig
 
 if TYPE_CHECKING:
     from digr.saliency import SaliencyMethod
@@ -62,9 +63,9 @@ MOVE_ACTIONS = (0, 1, 2)
 
 AUC_BINS = 1 << 16
 """Histogram bins over ``(0, 1]`` for the streaming AUC (plus one bin for exact zeros)."""
-DEFAULT_STATES = 10_000
+DEFAULT_STATES = SaliencyBenchmarkConfig.states
 """States of the full benchmark (paper section 4.4)."""
-DEFAULT_BATCH = 64
+DEFAULT_BATCH = SaliencyBenchmarkConfig.batch_size
 """States per saliency call."""
 MAX_MOVES = 300
 """Upper limit of ``moves`` (the episode is truncated at 320 steps)."""

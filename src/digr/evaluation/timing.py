@@ -29,12 +29,13 @@ import torch
 from digr.envs import get_task, make_env
 from digr.errors import DigrError, check_int
 from digr.evaluation.saliency_benchmark import build_method, resolve_device
+from digr.evaluation.settings import TimingConfig
 
-DEFAULT_REPEATS = 20
+DEFAULT_REPEATS = TimingConfig.repeats
 """Timed calls per method when it is fast enough."""
 MIN_REPEATS = 3
 """Timed calls of even the slowest method."""
-DEFAULT_MAX_SECONDS = 8.0
+DEFAULT_MAX_SECONDS = TimingConfig.max_seconds
 """Approximate time budget of the timed calls of one method (beyond its warm-up)."""
 FAST_WARMUP = 3
 """Warm-up calls of methods whose first call takes under 0.1 s (slow ones get one)."""
@@ -44,7 +45,7 @@ STUDENT_KEY = "digr_vanilla"
 """Key of the student's vanilla-gradient timing in the result."""
 
 
-def _sync(device: torch.device) -> None:
+def sync_device(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
@@ -53,10 +54,10 @@ def time_call(fn: Callable[[], Any], *, device: torch.device, repeats: int = DEF
               max_seconds: float = DEFAULT_MAX_SECONDS, min_repeats: int = MIN_REPEATS) -> dict[str, Any]:
     """Time ``fn()`` after warm-up; ``median_ms``, ``p10_ms``, ``p90_ms``, ``repeats``, ``warmup``."""
     def once() -> float:
-        _sync(device)
+        sync_device(device)
         t0 = time.perf_counter()
         fn()
-        _sync(device)
+        sync_device(device)
         return time.perf_counter() - t0
 
     first = once()
