@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from digr.distill import DistillConfig, Distiller, load_dataset, train_student
-from digr.distill.pcgrad import flat_grad, pcgrad
-from digr.distill.losses import distillation_loss, igr_loss
 from digr.distill.distiller import init_student
+from digr.distill.losses import distillation_loss, igr_loss
+from digr.distill.pcgrad import flat_grad, pcgrad
 from digr.errors import DigrError
 from digr.models import load_policy
 from digr.models.checkpoint import read_config

@@ -8,8 +8,15 @@ import torch
 
 from digr.cli.main import main
 from digr.errors import DigrError
-from digr.evaluation.lag import (LagConfig, LagRow, measure_lag, realtime_lag, record_frames, schedule,
-                                 worker_finish_times)
+from digr.evaluation.lag import (
+    LagConfig,
+    LagRow,
+    measure_lag,
+    realtime_lag,
+    record_frames,
+    schedule,
+    worker_finish_times,
+)
 from digr.models import PolicyConfig, PolicyNet, save_policy
 
 TASK = "red-fetch-green"

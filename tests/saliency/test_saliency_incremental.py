@@ -12,8 +12,15 @@ from digr.envs import get_task
 from digr.errors import DigrError
 from digr.models import PolicyConfig, PolicyNet
 from digr.saliency import get_method, perturbation_saliency
-from digr.saliency.perturbation import (TRUNCATE, gaussian_blur, greydanus_score, incremental_plan, kl_score,
-                                        mask_grid, perturbation_scores)
+from digr.saliency.perturbation import (
+    TRUNCATE,
+    gaussian_blur,
+    greydanus_score,
+    incremental_plan,
+    kl_score,
+    mask_grid,
+    perturbation_scores,
+)
 from digr.saliency.sarfa import sarfa_saliency
 
 # Tiny networks covering the geometry cases: padding, kernel < stride (unread input columns), a

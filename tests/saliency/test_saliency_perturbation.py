@@ -9,8 +9,15 @@ from torch import nn
 
 from digr.errors import DigrError
 from digr.saliency import get_method, perturbation_saliency
-from digr.saliency.perturbation import (TRUNCATE, gaussian_blur, greydanus_score, kl_score, mask_grid,
-                                        perturbation_scores, window_half_width)
+from digr.saliency.perturbation import (
+    TRUNCATE,
+    gaussian_blur,
+    greydanus_score,
+    kl_score,
+    mask_grid,
+    perturbation_scores,
+    window_half_width,
+)
 
 
 class RegionPolicy(nn.Module):

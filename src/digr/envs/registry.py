@@ -41,6 +41,9 @@ class TaskSpec:
     """Overrides of the DIGR config (paper Table 3)."""
     has_success: bool = True
     """Whether ``info["success"]`` defines a success rate for this task."""
+    has_masks: bool = False
+    """Whether the env's ``info["masks"]`` holds ground-truth object masks (the saliency
+    benchmark of Table 1 needs them)."""
     extra: str | None = None
     """pip extra that provides the environment, for the error message when it is missing."""
     env_kwargs: dict[str, Any] = field(default_factory=dict)
@@ -79,6 +82,7 @@ class TaskSpec:
 TASKS: dict[str, TaskSpec] = {
     "red-fetch-green": TaskSpec(
         name="red-fetch-green",
+        has_masks=True,
         env_id="digr/RedFetchGreen-v0",
         obs_shape=(3, 64, 64),
         n_actions=4,

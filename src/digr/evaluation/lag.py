@@ -79,7 +79,7 @@ class LagRow:
     """The policy whose map is computed (``(B, C, H, W)`` input matching the task)."""
     settings: dict[str, Any] = field(default_factory=dict)
     """Method settings, over the paper's defaults for the task
-    (:func:`digr.evaluation.saliency_benchmark.default_settings`)."""
+    (:func:`digr.saliency.presets.default_settings`)."""
 
 
 # ----------------------------------------------------------------------------------- schedule
@@ -317,8 +317,9 @@ def measure_lag(rows: Sequence[LagRow], task: str, *, driver: torch.nn.Module, c
     All rows explain the same frames (the driver's, as in Figure 6 where every saliency type is
     shown on one sequence of states). Policies are moved to ``config.device`` and put in eval mode.
     """
-    from digr.evaluation.saliency_benchmark import build_method, resolve_device
+    from digr.evaluation.saliency_benchmark import resolve_device
     from digr.models.cnn import to_tensor
+    from digr.saliency.presets import build_method
 
     config.validate()
     spec = get_task(task)

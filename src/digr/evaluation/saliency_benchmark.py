@@ -47,12 +47,10 @@ import torch
 from digr.envs import get_task, make_env
 from digr.errors import DigrError, check_int
 from digr.evaluation.settings import SaliencyBenchmarkConfig
+from digr.saliency.presets import build_method
 
 if TYPE_CHECKING:
     from digr.saliency import SaliencyMethod
-
-MASKED_TASKS = ("red-fetch-green",)
-"""Tasks whose environment provides ground-truth masks (``info["masks"]``)."""
 
 IMPORTANT = ("agent", "target")
 """Mask names whose union is the important region (``digr.envs.red_fetch_green.MASK_NAMES``)."""
@@ -89,10 +87,17 @@ class StateBatch:
 def check_task(task: str) -> str:
     """The task name if it has ground-truth masks, else a :class:`DigrError`."""
     spec = get_task(task)
-    if spec.name not in MASKED_TASKS:
+    if not spec.has_masks:
         raise DigrError(f"the saliency benchmark needs ground-truth masks, which only "
-                        f"{', '.join(MASKED_TASKS)} provides; got task {spec.name!r}")
+                        f"{', '.join(masked_tasks())} provides; got task {spec.name!r}")
     return spec.name
+
+
+def masked_tasks() -> list[str]:
+    """The preset tasks whose environment provides ground-truth masks (``TaskSpec.has_masks``)."""
+    from digr.envs import TASKS
+
+    return [name for name, spec in TASKS.items() if spec.has_masks]
 
 
 def regions(masks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -273,29 +278,6 @@ class SaliencyStats:
         }
 
 
-# ------------------------------------------------------------------------------------------ methods
-def default_settings(method: str, task: str) -> dict[str, Any]:
-    """Settings of saliency ``method`` on ``task`` as in the paper (appendix A).
-
-    The perturbation family (GB perturbation, SARFA) uses the task's perturbation radius (4 px on
-    Red-Fetch-Green) at stride 1; every other method keeps its own defaults (IG 50 steps,
-    SmoothGrad sigma 0.15 with 20 samples, Grad-CAM on the last convolution).
-    """
-    from digr.saliency import canonical_name
-
-    name = canonical_name(method)
-    if name in ("perturbation", "sarfa"):
-        return {"radius": get_task(task).perturbation_radius}
-    return {}
-
-
-def build_method(policy: torch.nn.Module, method: str, *, task: str, settings: dict[str, Any] | None = None):
-    """The saliency method object with :func:`default_settings` overridden by ``settings``."""
-    from digr.saliency import get_method
-
-    return get_method(method, policy, **{**default_settings(method, task), **(settings or {})})
-
-
 def evaluate_saliency(
     policy: torch.nn.Module,
     method: "str | SaliencyMethod",
@@ -311,7 +293,7 @@ def evaluate_saliency(
 ) -> dict[str, Any]:
     """Table 1 metrics of saliency ``method`` on ``policy`` over ``states`` benchmark states.
 
-    ``method``: a registry name (built with :func:`default_settings` overridden by ``settings``)
+    ``method``: a registry name (built with :func:`digr.saliency.presets.default_settings` overridden by ``settings``)
     or a ready :class:`~digr.saliency.SaliencyMethod` on ``policy`` (``settings`` must then be
     empty), so methods outside the registry can be benchmarked too. ``device`` is where the policy
     and the observations go (statistics are kept on the CPU). Returns the metrics of
@@ -361,6 +343,6 @@ def _jsonable(d: dict[str, Any]) -> dict[str, Any]:
     return {k: (v if isinstance(v, (int, float, str, bool)) or v is None else repr(v)) for k, v in d.items()}
 
 
-__all__ = ["MASKED_TASKS", "AUC_BINS", "DEFAULT_STATES", "StateBatch", "SaliencyStats", "auc_exact",
-           "auc_from_counts", "auc_histogram", "histogram_bins", "benchmark_states", "build_method",
-           "check_task", "default_settings", "evaluate_saliency", "regions", "resolve_device"]
+__all__ = ["AUC_BINS", "DEFAULT_STATES", "StateBatch", "SaliencyStats", "auc_exact",
+           "auc_from_counts", "auc_histogram", "histogram_bins", "benchmark_states",
+           "check_task", "evaluate_saliency", "masked_tasks", "regions", "resolve_device"]

@@ -1,7 +1,7 @@
 """Milliseconds per saliency map at batch 1 (paper Figure 1b).
 
 Every registered saliency method runs on one seeded real observation (``env.reset(seed=seed)``)
-of the task with its paper settings (:func:`digr.evaluation.saliency_benchmark.default_settings`:
+of the task with its paper settings (:func:`digr.saliency.presets.default_settings`:
 the perturbation family at the task's radius, stride 1), as a deployed agent would explain each
 state it acts on. A plain forward pass under ``torch.no_grad`` is timed for reference, and with a
 student the vanilla gradient on the student (DIGR's map).
@@ -28,8 +28,9 @@ import torch
 
 from digr.envs import get_task, make_env
 from digr.errors import DigrError, check_int
-from digr.evaluation.saliency_benchmark import build_method, resolve_device
+from digr.evaluation.saliency_benchmark import resolve_device
 from digr.evaluation.settings import TimingConfig
+from digr.saliency.presets import build_method
 
 DEFAULT_REPEATS = TimingConfig.repeats
 """Timed calls per method when it is fast enough."""

@@ -20,8 +20,15 @@ from __future__ import annotations
 import torch
 
 from digr.errors import DigrError
-from digr.saliency.base import (FastInputConv, SaliencyMethod, Target, check_obs, normalize_maps,
-                                reduce_channels, resolve_target)
+from digr.saliency.base import (
+    FastInputConv,
+    SaliencyMethod,
+    Target,
+    check_obs,
+    normalize_maps,
+    reduce_channels,
+    resolve_target,
+)
 
 MODES = ("digr", "logit")
 

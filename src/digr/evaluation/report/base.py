@@ -22,9 +22,9 @@ def _cmd_block(cmds: Sequence[str]) -> list[str]:
 def _benchmark_obs(task: str, n: int, seed: int) -> np.ndarray:
     """``(n, H, W, C) uint8``: the first ``n`` saliency-benchmark states (any task: reset states)."""
     from digr.envs import get_task, make_env
-    from digr.evaluation.saliency_benchmark import MASKED_TASKS, benchmark_states
+    from digr.evaluation.saliency_benchmark import benchmark_states
 
-    if task in MASKED_TASKS:
+    if get_task(task).has_masks:
         return next(iter(benchmark_states(task, states=n, seed=seed, batch_size=n))).obs
     env = make_env(get_task(task))
     try:

@@ -10,8 +10,8 @@ from digr.evaluation.report.base import _benchmark_obs, _cmd_block, _episode_fra
 
 def _panels(rep: _Report) -> None:
     from digr import figures
-    from digr.evaluation.saliency_benchmark import build_method
     from digr.models.cnn import to_tensor
+    from digr.saliency.presets import build_method
 
     cfg, spec = rep.cfg, rep.spec
     rep.md += ["## Saliency maps (paper Figure 3)", ""]

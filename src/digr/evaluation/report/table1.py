@@ -26,13 +26,13 @@ def _table1_notes(rep: _Report, rows) -> dict[str, str]:
 
 
 def _table1(rep: _Report) -> None:
-    from digr.evaluation.saliency_benchmark import MASKED_TASKS
+    from digr.evaluation.saliency_benchmark import masked_tasks
     from digr.evaluation.table1 import render_table1, table1_rows, write_table1
 
     cfg, pipe = rep.cfg, rep.pipe
     rep.md += ["## Saliency quality on ground-truth masks (paper Table 1)", ""]
-    if rep.spec.name not in MASKED_TASKS:
-        rep.skip("table1", f"only {', '.join(MASKED_TASKS)} has ground-truth masks")
+    if not rep.spec.has_masks:
+        rep.skip("table1", f"only {', '.join(masked_tasks())} has ground-truth masks")
         return
     from digr.evaluation.table1 import RowSpec
 

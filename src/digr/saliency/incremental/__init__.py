@@ -39,8 +39,16 @@ computed by the batched full forward in :mod:`digr.saliency.perturbation`.
 """
 
 from digr.saliency.incremental.engine import Incremental
-from digr.saliency.incremental.geometry import (BAND_MAX_FRACTION, BUCKET_OVERHEAD_MACS, CHUNK_FLOATS, MIN_GAIN,
-                                                ConvGeom, conv_stack, exact_intervals, size_classes)
+from digr.saliency.incremental.geometry import (
+                                                BAND_MAX_FRACTION,
+                                                BUCKET_OVERHEAD_MACS,
+                                                CHUNK_FLOATS,
+                                                MIN_GAIN,
+                                                ConvGeom,
+                                                conv_stack,
+                                                exact_intervals,
+                                                size_classes,
+)
 from digr.saliency.incremental.plan import Chunk, LayerIndex, Plan, build_plan, plan_for
 
 __all__ = ["ConvGeom", "conv_stack", "exact_intervals", "size_classes", "LayerIndex", "Chunk", "Plan",

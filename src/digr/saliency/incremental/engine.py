@@ -14,7 +14,6 @@ from torch import nn
 from digr.saliency.incremental.geometry import ConvGeom
 from digr.saliency.incremental.plan import Chunk, LayerIndex, Plan
 
-
 # ---------------------------------------------------------------------------------- inference
 _HEAD_W_CACHE: "OrderedDict[int, tuple[weakref.ref, int, torch.Tensor]]" = OrderedDict()
 

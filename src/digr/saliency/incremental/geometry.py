@@ -10,7 +10,6 @@ from dataclasses import dataclass, replace
 
 from torch import nn
 
-
 BUCKET_OVERHEAD_MACS = 2_500_000
 """Cost of one more conv call (one more window size in a layer), in multiply-adds: ~60-75 us of
 fixed cost per call, at the 40-47 GMAC/s one core of the project's 2-core VM reaches on these

@@ -11,8 +11,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from digr.saliency.incremental.geometry import (BAND_MAX_FRACTION, BUCKET_OVERHEAD_MACS, CHUNK_FLOATS,
-                                                INDEX_CACHE_ELEMENTS, ConvGeom, exact_intervals, size_classes)
+from digr.saliency.incremental.geometry import (
+    BAND_MAX_FRACTION,
+    BUCKET_OVERHEAD_MACS,
+    CHUNK_FLOATS,
+    INDEX_CACHE_ELEMENTS,
+    ConvGeom,
+    exact_intervals,
+    size_classes,
+)
 
 
 # --------------------------------------------------------------------------------------- plan
