@@ -41,7 +41,7 @@ def main() -> None:
     from digr.distill.buffer import StateBuffer
     from digr.distill.config import DistillConfig
     from digr.distill.distiller import Distiller, init_student
-    from digr.distill.trainer import _Rollouts
+    from digr.distill.trainer import Rollouts
     from digr.envs import get_task
     from digr.models import PolicyConfig, load_policy
 
@@ -57,7 +57,7 @@ def main() -> None:
                   for name, cfg in cfgs.items()}
     rng = np.random.default_rng(0)
     gen = torch.Generator().manual_seed(0)
-    rollouts = {name: _Rollouts(task, args.n_envs, rng=rng) for name in cfgs}
+    rollouts = {name: Rollouts(task, args.n_envs, rng=rng) for name in cfgs}
     buffers = {name: StateBuffer(10_000, spec.obs_shape) for name in cfgs}
     for name in cfgs:
         while len(buffers[name]) < 4 * b:

@@ -27,7 +27,7 @@ import torch
 from digr.distill.config import DistillConfig
 from digr.distill.dataset import load_dataset
 from digr.distill.distiller import Distiller, init_student
-from digr.distill.trainer import _init_weights
+from digr.distill.trainer import init_weights
 from digr.envs import get_task
 from digr.evaluation.agreement import map_agreement
 from digr.models import load_policy
@@ -58,7 +58,7 @@ def main() -> None:
         sconf = replace(sconf, input_blur=float(cfg.student_input_blur)).validate()
     student = init_student(sconf, seed=cfg.seed)
     if cfg.warm_start:
-        student.load_state_dict(_init_weights(teacher, sconf, args.teacher), strict=True)
+        student.load_state_dict(init_weights(teacher, sconf, args.teacher), strict=True)
     dist = Distiller(student, config=cfg)
     gen = torch.Generator().manual_seed(args.seed)
     print(json.dumps({"config": {k: getattr(cfg, k) for k in over} | {"n": n}}), flush=True)

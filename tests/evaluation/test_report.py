@@ -178,17 +178,32 @@ def test_report_command_round_trips_options(tmp_path):
     assert "--episodes" not in cmd  # defaults are left out
 
 
-def test_gif_episode_is_episode_zero_of_evaluate_policy():
-    # the report quotes `digr evaluate performance --episodes 1 --seed S` for the GIF's episode
+def test_gif_episodes_are_the_first_episodes_of_evaluate_policy():
+    # the report quotes `digr evaluate performance --episodes K --seed S` for the GIF's K episodes
     from digr.evaluation.performance import evaluate_policy
-    from digr.evaluation.report import _episode_frames
+    from digr.evaluation.report import episode_frames
 
     torch.manual_seed(3)
     student = PolicyNet(TINY_RFG).eval()
-    frames, stats = _episode_frames(student, TASK, seed=5, max_frames=4)
+    frames, stats = episode_frames(student, TASK, seed=5, max_frames=4)
     ref = evaluate_policy(student, TASK, episodes=1, seed=5)
-    assert stats["return"] == ref["mean_return"] and stats["length"] == ref["mean_length"]
+    (ep,) = stats["episodes"]
+    assert ep["return"] == ref["mean_return"] and ep["length"] == ref["mean_length"]
     assert len(frames) == 4 and frames[0].shape == (256, 256, 3) and frames[0].dtype.name == "uint8"
+
+
+def test_gif_plays_further_episodes_until_it_has_min_frames():
+    from digr.evaluation.performance import evaluate_policy
+    from digr.evaluation.report import episode_frames
+
+    torch.manual_seed(3)
+    student = PolicyNet(TINY_RFG).eval()
+    one, _ = episode_frames(student, TASK, seed=5, max_frames=10_000)
+    frames, stats = episode_frames(student, TASK, seed=5, max_frames=10_000, min_frames=len(one) + 1)
+    k = len(stats["episodes"])
+    assert k >= 2 and len(frames) == sum(e["length"] + 1 for e in stats["episodes"]) >= len(one) + 1
+    ref = evaluate_policy(student, TASK, episodes=k, seed=5)
+    assert sum(e["return"] for e in stats["episodes"]) / k == pytest.approx(ref["mean_return"])
 
 
 def test_table1_rows_only_measures_the_named_rows_and_shares_the_cache(tmp_path):

@@ -53,10 +53,8 @@ def method_setting(text: str) -> tuple[str, str, object]:
     return method, key, value
 
 
-FIELDS = ("states", "agreement_states", "episodes", "robustness_episodes", "workers", "seed", "batch_size", "repeats",
-          "timing_max_seconds", "device", "panel_states", "gif_frames", "gif_fps")
-"""The :class:`ReportConfig` fields that are plain options of ``digr report``; ``--eps``,
-``--attacks``, ``--setting``, ``--sections`` and ``--threads`` fill the rest."""
+from digr.evaluation.report.config import OPTION_FIELDS as FIELDS
+from digr.evaluation.report.config import OPTION_FLAGS
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -64,11 +62,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     from digr.evaluation.report.config import SECTIONS, ReportConfig
 
     p.add_argument("dir", metavar="DIR", help="pipeline output folder (layout above)")
-    add_fields(p, ReportConfig, FIELDS, flags={"timing_max_seconds": "--max-seconds"},
+    add_fields(p, ReportConfig, FIELDS, flags=OPTION_FLAGS,
                types={"states": state_count, "agreement_states": pos_int, "episodes": episode_count,
                       "robustness_episodes": episode_count, "workers": pos_int, "seed": seed_value,
                       "batch_size": pos_int, "repeats": pos_int, "device": device_name, "panel_states": pos_int,
-                      "gif_frames": pos_int},
+                      "gif_frames": pos_int, "gif_min_frames": pos_int},
                metavars={"timing_max_seconds": "SECONDS"})
     p.add_argument("--eps", type=eps_value, nargs="+", default=None, metavar="E",
                    help="robustness eps sweep, [0, 1] pixel scale, fractions like 8/255 accepted "

@@ -78,7 +78,7 @@ def _check_run_config(out: Path, info: dict[str, Any]) -> None:
                         "use a new --out folder")
 
 
-def _init_weights(source: PolicyNet, student_config: PolicyConfig, path: Path) -> dict[str, torch.Tensor]:
+def init_weights(source: PolicyNet, student_config: PolicyConfig, path: Path) -> dict[str, torch.Tensor]:
     """The student's starting weights taken from ``source`` (see ``train_student``'s ``init``)."""
     if replace(source.config, input_blur=student_config.input_blur) == student_config:
         # the blur has no weights: a network and its blurred version share every tensor
@@ -145,7 +145,7 @@ def _trim_metrics(path: Path, last_step: int) -> None:
 
 
 # -- the training loop -----------------------------------------------------------------------------
-class _Rollouts:
+class Rollouts:
     """``n_envs`` environments stepped by the student with sampled actions."""
 
     def __init__(self, task: str, n_envs: int, *, rng: np.random.Generator) -> None:
@@ -239,7 +239,7 @@ def train_student(
         init = teacher_path
     if init is not None:
         init_path = resolve(init)
-        init_state = _init_weights(load_policy(init_path, task=spec.name), student_config, init_path)
+        init_state = init_weights(load_policy(init_path, task=spec.name), student_config, init_path)
         # Only runs with a warm start carry these keys, so older run folders still resume.
         info.update({"init": str(init_path), "init_sha256": file_digest(init_path)})
     info = json.loads(json.dumps(info))  # tuples -> lists, as they come back from config.json
@@ -281,7 +281,7 @@ def train_student(
     ss = np.random.SeedSequence([cfg.seed, step])
     rng = np.random.default_rng(ss.spawn(1)[0])
     gen = torch.Generator().manual_seed(int(ss.generate_state(1, np.uint64)[0] % 2**63))
-    rollouts = _Rollouts(spec.name, cfg.n_envs, rng=rng)
+    rollouts = Rollouts(spec.name, cfg.n_envs, rng=rng)
     buffer = StateBuffer(cfg.buffer_size, spec.obs_shape)
     while len(buffer) < cfg.batch_size:  # refill (or fill) before the first update
         buffer.add(rollouts.step(student, generator=gen))

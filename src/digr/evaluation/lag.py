@@ -294,7 +294,7 @@ class LagResult:
 
     def to_json(self) -> dict[str, Any]:
         """Everything but the images: settings and per-method figures keyed by :attr:`LagRow.key`."""
-        from digr.evaluation.timing import _machine
+        from digr.evaluation.timing import machine_name
 
         dev = torch.device(self.config.device)
         return {
@@ -303,7 +303,7 @@ class LagResult:
             "episodes": int(self.episode[-1]) + 1,
             "episode_starts": [int(k) for k in np.flatnonzero(np.diff(self.episode, prepend=-1))],
             "seed": self.config.seed, "device": str(dev), "torch_threads": torch.get_num_threads(),
-            "machine": _machine(dev), "batch": 1,
+            "machine": machine_name(dev), "batch": 1,
             "methods": {r.row.key: {"label": r.row.label, "method": r.row.method,
                                     "settings": _plain(r.settings), **r.stats.to_json()} for r in self.rows},
         }

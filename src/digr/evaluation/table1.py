@@ -183,12 +183,12 @@ def table1_rows(
             key = {"kind": "saliency", "weights": file_digest(path), "method": spec.method,
                    "settings": spec.settings, "states": states, "seed": seed, "moves": moves,
                    "batch_size": batch_size, "device": device}
-            result = cache(f"saliency-{_slug(spec.label)}", key, compute)
+            result = cache(f"saliency-{slug(spec.label)}", key, compute)
         rows.append(Table1Row(spec, result, cmd))
     return rows
 
 
-def _slug(text: str) -> str:
+def slug(text: str) -> str:
     return "".join(c if c.isalnum() else "-" for c in text.lower()).strip("-")
 
 

@@ -130,7 +130,7 @@ def time_saliency(
 
     result: dict[str, Any] = {
         "task": spec.name, "device": str(dev), "torch_threads": torch.get_num_threads(),
-        "machine": _machine(dev), "seed": int(seed), "batch": 1,
+        "machine": machine_name(dev), "seed": int(seed), "batch": 1,
         "forward": time_call(forward, **budget), "methods": {},
     }
     for name in names:
@@ -156,7 +156,7 @@ def _plain(d: dict[str, Any]) -> dict[str, Any]:
     return {k: (v if isinstance(v, (int, float, str, bool)) or v is None else repr(v)) for k, v in d.items()}
 
 
-def _machine(device: torch.device) -> str:
+def machine_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
     cpu = platform.processor() or platform.machine()

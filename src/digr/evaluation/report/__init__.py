@@ -18,7 +18,7 @@ The package: :mod:`.folder` (the pipeline folder), :mod:`.cache`, :mod:`.metrics
 """
 
 from digr.evaluation.report.agreement import agreement_reading, student_recipe
-from digr.evaluation.report.base import _episode_frames
+from digr.evaluation.report.base import episode_frames
 from digr.evaluation.report.cache import JsonCache
 from digr.evaluation.report.config import SECTIONS, ReportConfig, report_command
 from digr.evaluation.report.folder import (
@@ -35,7 +35,7 @@ from digr.evaluation.report.folder import (
 from digr.evaluation.report.metrics import performance_kept, read_metrics, training_curve
 from digr.evaluation.report.writer import write_report
 
-__all__ = ["agreement_reading", "student_recipe", "_episode_frames", "PIPELINE_LAYOUT", "PIPELINE_JSON", "ROLES", "ROLE_DIRS", "EVAL_DIR", "FIGURES_DIR", "REPORT_NAME",
+__all__ = ["agreement_reading", "student_recipe", "episode_frames", "PIPELINE_LAYOUT", "PIPELINE_JSON", "ROLES", "ROLE_DIRS", "EVAL_DIR", "FIGURES_DIR", "REPORT_NAME",
            "SECTIONS", "JsonCache", "Pipeline", "ReportConfig", "load_pipeline", "performance_kept",
            "read_metrics", "training_curve", "write_report", "report_command"]
 

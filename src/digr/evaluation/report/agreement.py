@@ -6,10 +6,10 @@ import json
 from pathlib import Path
 from typing import Any, Mapping
 
-from digr.evaluation.report.base import _cmd_block, _Report
+from digr.evaluation.report.base import Report, cmd_block
 from digr.evaluation.report.config import GOAL_CC, GOAL_SHARE, SPIKE_TOP1
 from digr.evaluation.report.folder import EVAL_DIR
-from digr.evaluation.report.metrics import _cache_slug
+from digr.evaluation.report.metrics import cache_slug
 
 
 def student_recipe(run_dir: Path | None) -> str:
@@ -44,7 +44,7 @@ def agreement_reading(a: Mapping[str, Any]) -> str:
     return "below goal"
 
 
-def _agreement(rep: _Report) -> None:
+def agreement_section(rep: Report) -> None:
     from digr.evaluation.agreement import map_agreement
 
     cfg, pipe = rep.cfg, rep.pipe
@@ -66,7 +66,7 @@ def _agreement(rep: _Report) -> None:
     res = {"reference": rep.cache("agreement-reference", base, lambda: measure("reference")),
            "teacher_vg": rep.cache("agreement-teacher", base, lambda: measure("teacher_vg"))}
     for r in students:
-        res[r] = rep.cache(f"agreement-{_cache_slug(r)}", {**base, "policy": rep.digests[r]},
+        res[r] = rep.cache(f"agreement-{cache_slug(r)}", {**base, "policy": rep.digests[r]},
                            lambda r=r: measure(r))
     cmd = rep.command("evaluate", "agreement", "--teacher", rep.paths["teacher"],
                       *[x for r in students for x in ("--policy", rep.paths[r])], "--task", rep.spec.name,
@@ -79,7 +79,7 @@ def _agreement(rep: _Report) -> None:
                f"Means with 95% intervals; goal: cc >= {GOAL_CC}, share >= {GOAL_SHARE}; the teacher's own "
                "gradient is the baseline. The first row scores the perturbation map against itself: its "
                "share is below 1 where the map spreads faint mass under the 0.1 threshold, which a student "
-               "must leave out to score higher.", "", *_cmd_block([cmd]),
+               "must leave out to score higher.", "", *cmd_block([cmd]),
                "| Policy | recipe | cc | share | top1 | reading |", "|---|---|---:|---:|---:|---|"]
     labels = {"reference": "perturbation map itself", "teacher_vg": "teacher (own VG, baseline)"}
     for r, a in res.items():

@@ -1,4 +1,4 @@
-"""The report being written (:class:`_Report`), its header and helpers shared by the sections."""
+"""The report being written (:class:`Report`), its header and helpers shared by the sections."""
 
 from __future__ import annotations
 
@@ -15,11 +15,11 @@ from digr.evaluation.report.config import ReportConfig, report_command
 from digr.evaluation.report.folder import EVAL_DIR, FIGURES_DIR, REPORT_NAME, ROLES, Pipeline
 
 
-def _cmd_block(cmds: Sequence[str]) -> list[str]:
+def cmd_block(cmds: Sequence[str]) -> list[str]:
     return ["```sh", *cmds, "```", ""]
 
 
-def _benchmark_obs(task: str, n: int, seed: int) -> np.ndarray:
+def benchmark_obs(task: str, n: int, seed: int) -> np.ndarray:
     """``(n, H, W, C) uint8``: the first ``n`` saliency-benchmark states (any task: reset states)."""
     from digr.envs import get_task, make_env
     from digr.evaluation.saliency_benchmark import benchmark_states
@@ -33,11 +33,14 @@ def _benchmark_obs(task: str, n: int, seed: int) -> np.ndarray:
         env.close()
 
 
-def _episode_frames(student, task: str, *, seed: int,
-                    max_frames: int) -> tuple[list[np.ndarray], dict[str, Any]]:
-    """Greedy episode ``reset(seed=seed)`` of ``student`` with its eq. 2 vanilla map on each frame.
+def episode_frames(student, task: str, *, seed: int, max_frames: int,
+                    min_frames: int = 1) -> tuple[list[np.ndarray], dict[str, Any]]:
+    """Greedy episodes ``reset(seed=seed + k)``, k = 0, 1, ..., of ``student`` with its eq. 2
+    vanilla map on each frame, until ``min_frames`` frames are shown (a task whose episodes take a
+    few steps would otherwise give a GIF of three frames); at most ``max_frames`` frames.
 
-    The same episode as episode 0 of ``evaluate_policy(student, task, episodes=1, seed=seed)``.
+    The episodes are episodes 0..k-1 of ``evaluate_policy(student, task, episodes=k, seed=seed)``;
+    the returned stats are per episode (``episodes``) plus the frames shown.
     """
     import torch
 
@@ -49,7 +52,7 @@ def _episode_frames(student, task: str, *, seed: int,
     spec = get_task(task)
     env = make_env(spec)
     frames: list[np.ndarray] = []
-    ret, length, success = 0.0, 0, False
+    episodes: list[dict[str, Any]] = []
 
     def add_frame(obs: np.ndarray) -> torch.Tensor:
         x = to_tensor(np.asarray(obs)[None], spec.obs_shape)
@@ -58,25 +61,28 @@ def _episode_frames(student, task: str, *, seed: int,
         return x
 
     try:
-        obs, _ = env.reset(seed=seed)
-        while True:
-            x = add_frame(obs)
-            with torch.no_grad():
-                action = int(student(x).argmax(-1)[0])
-            obs, r, term, trunc, info = env.step(action)
-            ret += float(r)
-            length += 1
-            if term or trunc:
-                success = bool(info.get("success", False))
-                break
-        add_frame(obs)  # the final state, after the last action
+        while not episodes or len(frames) < min(min_frames, max_frames):
+            obs, _ = env.reset(seed=seed + len(episodes))
+            ret, length, success = 0.0, 0, False
+            while True:
+                x = add_frame(obs)
+                with torch.no_grad():
+                    action = int(student(x).argmax(-1)[0])
+                obs, r, term, trunc, info = env.step(action)
+                ret += float(r)
+                length += 1
+                if term or trunc:
+                    success = bool(info.get("success", False))
+                    break
+            add_frame(obs)  # the final state, after the last action
+            episodes.append({"return": ret, "length": length,
+                             "success": success if spec.has_success else None})
     finally:
         env.close()
-    return frames, {"return": ret, "length": length, "success": success if spec.has_success else None,
-                    "frames": len(frames)}
+    return frames, {"episodes": episodes, "frames": len(frames)}
 
 
-class _Report:
+class Report:
     """State shared by the sections of one report: pipeline, options, cache, loaded nets, output."""
 
     def __init__(self, pipe: Pipeline, cfg: ReportConfig, log: Callable[[str], None]) -> None:
@@ -119,7 +125,7 @@ class _Report:
         return shlex.join(["digr", *parts])
 
 
-def _header(rep: _Report) -> None:
+def header(rep: Report) -> None:
     import torch
 
     from digr import __version__
@@ -130,7 +136,7 @@ def _header(rep: _Report) -> None:
         f"# DIGR report: {rep.spec.name}", "",
         "Regenerate this report (results cached in `eval/` are reused while checkpoints and options are "
         "unchanged; delete `eval/` to measure everything again):", "",
-        *_cmd_block([report_command(pipe.dir, cfg)]),
+        *cmd_block([report_command(pipe.dir, cfg)]),
         f"Commands below run from `{Path.cwd()}`. digr {__version__}, torch {torch.__version__}, "
         f"{platform.platform()}, torch threads {torch.get_num_threads()}; written {when}.", "",
         "| Role | Checkpoint | Weights sha256 |", "|---|---|---|",
@@ -145,5 +151,5 @@ def _header(rep: _Report) -> None:
     if isinstance(commands, dict) and commands or extra_cmds:
         commands = {**(commands if isinstance(commands, dict) else {}), **extra_cmds}
         rep.md += ["", "The checkpoints were made by:", "",
-                   *_cmd_block([f"# {k}\n{v}" for k, v in commands.items()])]
+                   *cmd_block([f"# {k}\n{v}" for k, v in commands.items()])]
     rep.md.append("")

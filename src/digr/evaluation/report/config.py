@@ -48,7 +48,9 @@ class ReportConfig:
     panel_states: int = 4
     """States in the saliency panels (paper Figure 3: 4)."""
     gif_frames: int = 120
-    """Most frames in the episode GIF (the episode's numbers are for the whole episode)."""
+    """Most frames in the episode GIF (the episodes' numbers are for the whole episodes)."""
+    gif_min_frames: int = 30
+    """The GIF plays further episodes (the next seeds) until it shows at least this many frames."""
     gif_fps: float = 5.0
     """Frames per second of the episode GIF."""
     agreement_states: int = 100
@@ -66,12 +68,22 @@ GOAL_CC, GOAL_SHARE = 0.7, 0.8
 """Map agreement a DIGR student should reach (cc, share)."""
 
 
-def _fmt_eps(eps: float) -> str:
+def fmt_eps(eps: float) -> str:
     """``k/255`` when eps is a whole number of grey levels (as the CLI accepts), else the float."""
     k = eps * 255.0
     if abs(k - round(k)) < 1e-9:
         return "0" if round(k) == 0 else f"{int(round(k))}/255"
     return repr(float(eps))
+
+
+OPTION_FIELDS = ("states", "agreement_states", "episodes", "robustness_episodes", "workers", "seed", "batch_size",
+                 "repeats", "timing_max_seconds", "device", "panel_states", "gif_frames", "gif_min_frames",
+                 "gif_fps")
+"""The :class:`ReportConfig` fields that are plain options of ``digr report`` (``--eps``,
+``--attacks``, ``--setting``, ``--sections`` and ``--threads`` fill the rest); shared by the CLI and
+:func:`report_command`, which quotes them."""
+OPTION_FLAGS = {"timing_max_seconds": "--max-seconds"}
+"""Options not named ``--field-name``."""
 
 
 def report_command(directory: Path, cfg: ReportConfig) -> str:
@@ -80,18 +92,13 @@ def report_command(directory: Path, cfg: ReportConfig) -> str:
 
     d = ReportConfig()
     parts = ["digr", "report", display_path(directory)]
-    for name, flag in (("states", "--states"), ("episodes", "--episodes"),
-                       ("robustness_episodes", "--robustness-episodes"), ("seed", "--seed"),
-                       ("batch_size", "--batch-size"), ("repeats", "--repeats"),
-                       ("timing_max_seconds", "--max-seconds"), ("device", "--device"),
-                       ("threads", "--threads"), ("panel_states", "--panel-states"),
-                       ("gif_frames", "--gif-frames"), ("gif_fps", "--gif-fps"),
-                       ("agreement_states", "--agreement-states")):
+    for name in (*(f for f in OPTION_FIELDS if f != "workers"), "threads"):  # workers: not in the results
+        flag = OPTION_FLAGS.get(name, "--" + name.replace("_", "-"))
         v = getattr(cfg, name)
         if v != getattr(d, name):
             parts += [flag, str(v)]
     if cfg.eps is not None:
-        parts += ["--eps", *(_fmt_eps(e) for e in cfg.eps)]
+        parts += ["--eps", *(fmt_eps(e) for e in cfg.eps)]
     if cfg.attacks is not None:
         parts += ["--attacks", *cfg.attacks]
     for method, sets in cfg.settings.items():
@@ -103,12 +110,12 @@ def report_command(directory: Path, cfg: ReportConfig) -> str:
 
 
 
-def _check_config(cfg: ReportConfig) -> None:
+def check_config(cfg: ReportConfig) -> None:
     unknown = [s for s in cfg.sections if s not in SECTIONS]
     if unknown:
         raise DigrError(f"unknown report section(s) {', '.join(unknown)}; choose from {', '.join(SECTIONS)}")
     for name in ("states", "episodes", "robustness_episodes", "batch_size", "repeats", "panel_states",
-                 "gif_frames", "agreement_states"):
+                 "gif_frames", "gif_min_frames", "agreement_states"):
         check_int(name, getattr(cfg, name))
     check_int("seed", cfg.seed, minimum=0)
     if not cfg.timing_max_seconds > 0 or not cfg.gif_fps > 0:

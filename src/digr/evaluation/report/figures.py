@@ -5,10 +5,10 @@ from __future__ import annotations
 import textwrap
 from typing import Any
 
-from digr.evaluation.report.base import _benchmark_obs, _cmd_block, _episode_frames, _Report
+from digr.evaluation.report.base import Report, benchmark_obs, cmd_block, episode_frames
 
 
-def _panels(rep: _Report) -> None:
+def panels_section(rep: Report) -> None:
     from digr import figures
     from digr.models.cnn import to_tensor
     from digr.saliency.presets import build_method
@@ -27,7 +27,7 @@ def _panels(rep: _Report) -> None:
            "columns": [c[0] for c in cols], "renderer": "render_panel"}
 
     def compute() -> dict[str, Any]:
-        obs = _benchmark_obs(spec.name, n, cfg.seed)
+        obs = benchmark_obs(spec.name, n, cfg.seed)
         x = to_tensor(obs, spec.obs_shape)
         maps = [(title, build_method(rep.net(r), m, task=spec.name, settings=cfg.settings.get(m))
                  .attribute(x).numpy()) for title, r, m in cols]
@@ -42,31 +42,37 @@ def _panels(rep: _Report) -> None:
     rep.done("panels")
 
 
-def _gif(rep: _Report) -> None:
+def gif_section(rep: Report) -> None:
     from digr import figures
 
     cfg, spec = rep.cfg, rep.spec
-    rep.md += ["## One episode with the DIGR student's saliency", ""]
+    rep.md += ["## The DIGR student's saliency over whole episodes", ""]
     if "digr" not in rep.roles:
         rep.skip("gif", "no DIGR student in this pipeline folder")
         return
     gif = rep.figdir / "digr_episode.gif"
     key = {"kind": "gif", "weights": rep.digests["digr"], "task": spec.name, "seed": cfg.seed,
-           "max_frames": cfg.gif_frames, "fps": cfg.gif_fps}
+           "max_frames": cfg.gif_frames, "min_frames": cfg.gif_min_frames, "fps": cfg.gif_fps}
 
     def compute() -> dict[str, Any]:
-        frames, stats = _episode_frames(rep.net("digr"), spec.name, seed=cfg.seed, max_frames=cfg.gif_frames)
+        frames, stats = episode_frames(rep.net("digr"), spec.name, seed=cfg.seed, max_frames=cfg.gif_frames,
+                                        min_frames=cfg.gif_min_frames)
         figures.write_gif(frames, gif, fps=cfg.gif_fps)
         return stats
 
     ep = rep.cache("gif", key, compute, files=[gif])
-    cut = f", first {ep['frames']} frames shown" if ep["frames"] < ep["length"] + 1 else ""
-    sr = "" if ep["success"] is None else f", success {str(ep['success']).lower()}"
+    eps = ep["episodes"]
+    total = sum(e["length"] + 1 for e in eps)  # each episode's frames: its states and the final one
+    cut = f", first {ep['frames']} of {total} frames shown" if ep["frames"] < total else ""
     cmd = rep.command("evaluate", "performance", "--policy", rep.paths["digr"], "--task", spec.name,
-                      "--episodes", "1", "--seed", str(cfg.seed), "--json")
-    rep.md += [f"The DIGR student acting greedily in episode `reset(seed={cfg.seed})`, its eq. 2 "
-               f"vanilla-gradient map overlaid on every frame ({cfg.gif_fps:g} fps{cut}). The same episode "
-               "is episode 0 of:", "", *_cmd_block([cmd]),
-               f"(return {ep['return']:.3f}, length {ep['length']}{sr}.)", "",
+                      "--episodes", str(len(eps)), "--seed", str(cfg.seed), "--json")
+    seeds = f"`reset(seed={cfg.seed})`" if len(eps) == 1 else \
+        f"`reset(seed={cfg.seed})` .. `reset(seed={cfg.seed + len(eps) - 1})`, one after the other"
+    rows = "; ".join(f"return {e['return']:.3f}, length {e['length']}"
+                     + ("" if e["success"] is None else f", success {str(e['success']).lower()}") for e in eps)
+    rep.md += [f"The DIGR student acting greedily in episode{'s' if len(eps) > 1 else ''} {seeds}, its eq. 2 "
+               f"vanilla-gradient map overlaid on every frame ({cfg.gif_fps:g} fps{cut}). The same "
+               f"episode{'s are episodes 0..' + str(len(eps) - 1) if len(eps) > 1 else ' is episode 0'} of:",
+               "", *cmd_block([cmd]), f"({rows}.)", "",
                "![DIGR episode](figures/digr_episode.gif)", ""]
     rep.done("gif")

@@ -74,7 +74,7 @@ def performance_kept(teacher: str | Path, digr: str | Path | None = None,
 
         key = {"kind": "performance", "weights": file_digest(path), "task": spec.name, "episodes": episodes,
                "seed": seed}
-        out["policies"][role] = compute() if cache is None else cache(f"performance-{_cache_slug(role)}", key,
+        out["policies"][role] = compute() if cache is None else cache(f"performance-{cache_slug(role)}", key,
                                                                         compute)
         if role != "teacher":
             rows = read_metrics(metrics_path(path.parent if path.name == "policy" else path))
@@ -85,11 +85,11 @@ def performance_kept(teacher: str | Path, digr: str | Path | None = None,
     return out
 
 
-def _cache_slug(role: str) -> str:
+def cache_slug(role: str) -> str:
     """Cache-file part for a role: the role itself (the names used since the first reports), or the
     slug of an extra student's label."""
     if role in ROLES:
         return role
-    from digr.evaluation.table1 import _slug
+    from digr.evaluation.table1 import slug
 
-    return "student-" + _slug(role)
+    return "student-" + slug(role)

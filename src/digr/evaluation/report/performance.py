@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from digr.evaluation.report.base import _cmd_block, _Report
+from digr.evaluation.report.base import Report, cmd_block
 from digr.evaluation.report.metrics import metrics_path, performance_kept
 
 
-def chance_row(rep: _Report) -> dict[str, Any]:
+def chance_row(rep: Report) -> dict[str, Any]:
     """The task's performance under uniformly random actions (cached), the report's chance level."""
     cfg = rep.cfg
 
@@ -24,7 +24,7 @@ def chance_row(rep: _Report) -> dict[str, Any]:
     return rep.chance_row
 
 
-def _performance(rep: _Report) -> None:
+def performance_section(rep: Report) -> None:
     from digr import figures
     from digr.evaluation.table1 import display_path
 
@@ -38,7 +38,7 @@ def _performance(rep: _Report) -> None:
             for r in perf["policies"]]
     rows = {**perf["policies"], "uniform random actions (chance)": chance_row(rep)}
     rep.md += [f"Greedy actions, episode k resets with seed {cfg.seed}+k; the last row is the chance level "
-               "(actions drawn uniformly at random):", "", *_cmd_block(cmds),
+               "(actions drawn uniformly at random):", "", *cmd_block(cmds),
                "| Policy | success_rate | mean_return | std_return | mean_length | episodes |",
                "|---|---:|---:|---:|---:|---:|"]
     for r, v in rows.items():

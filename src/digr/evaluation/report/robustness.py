@@ -5,12 +5,12 @@ from __future__ import annotations
 import shlex
 from typing import Any
 
-from digr.evaluation.report.base import _cmd_block, _Report
-from digr.evaluation.report.config import _fmt_eps
-from digr.evaluation.report.metrics import _cache_slug
+from digr.evaluation.report.base import Report, cmd_block
+from digr.evaluation.report.config import fmt_eps
+from digr.evaluation.report.metrics import cache_slug
 
 
-def _robustness(rep: _Report) -> None:
+def robustness_section(rep: Report) -> None:
     from digr import figures
 
     cfg, spec, metric = rep.cfg, rep.spec, rep.metric
@@ -27,7 +27,7 @@ def _robustness(rep: _Report) -> None:
     for r in rep.roles:
         key = {"kind": "robustness", "weights": rep.digests[r], "task": spec.name, "attacks": attacks,
                "eps": eps_list, "episodes": cfg.robustness_episodes, "seed": cfg.seed}
-        sweeps[r] = rep.cache(f"robustness-{_cache_slug(r)}", key, lambda r=r: rob.robustness_sweep(
+        sweeps[r] = rep.cache(f"robustness-{cache_slug(r)}", key, lambda r=r: rob.robustness_sweep(
             rep.net(r), spec.name, attacks=attacks, eps_values=eps_list, episodes=cfg.robustness_episodes,
             seed=cfg.seed, workers=cfg.workers))
     from digr.evaluation.report.performance import chance_row
@@ -37,7 +37,7 @@ def _robustness(rep: _Report) -> None:
                f"actions, {cfg.robustness_episodes} episodes per point (episode k resets with seed "
                f"{cfg.seed}+k). `{metric}` per point; each table is printed by the loops above it (one JSON "
                "line per eps, one loop per column).", "", "![robustness](figures/robustness.png)", ""]
-    eps_args = " ".join(_fmt_eps(e) for e in eps_list)
+    eps_args = " ".join(fmt_eps(e) for e in eps_list)
     for attack in attacks:
         loops = [f"for EPS in {eps_args}; do\n  "
                  + rep.command("evaluate", "robustness", "--policy", rep.paths[r], "--task", spec.name,
@@ -45,14 +45,14 @@ def _robustness(rep: _Report) -> None:
                  + ' --eps "$EPS" '
                  + shlex.join(["--episodes", str(cfg.robustness_episodes), "--seed", str(cfg.seed), "--json"])
                  + "\ndone" for r in rep.roles]
-        rep.md += [f"### {attack}", "", *_cmd_block(loops),
+        rep.md += [f"### {attack}", "", *cmd_block(loops),
                    "| eps | " + " | ".join(rep.roles) + " |", "|---:|" + "---:|" * len(rep.roles)]
         for e in eps_list:
             cells = []
             for r in rep.roles:
                 hit = [x for x in sweeps[r] if x["attack"] == attack and abs(x["eps"] - e) < 1e-12]
                 cells.append(f"{hit[0][metric]:.3f}" if hit else "—")
-            rep.md.append(f"| {_fmt_eps(e)} | " + " | ".join(cells) + " |")
+            rep.md.append(f"| {fmt_eps(e)} | " + " | ".join(cells) + " |")
         rep.md.append("")
     rep.done("robustness")
     rep.summary["robustness"] = {

@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from digr.evaluation.report.agreement import agreement_reading
-from digr.evaluation.report.base import _Report
+from digr.evaluation.report.base import Report
 from digr.evaluation.report.folder import TABLE1_NAME
 
 
-def _table1_notes(rep: _Report, rows) -> dict[str, str]:
+def _table1_notes(rep: Report, rows) -> dict[str, str]:
     """Flags for Table 1's vanilla-gradient rows of students whose map agreement (measured by the
     agreement section of this report, when written) shows a spike or misses the goal: a high AUC
     on masks can come from a few bright pixels."""
@@ -25,7 +25,7 @@ def _table1_notes(rep: _Report, rows) -> dict[str, str]:
     return notes
 
 
-def _table1(rep: _Report) -> None:
+def table1_section(rep: Report) -> None:
     from digr.evaluation.saliency_benchmark import masked_tasks
     from digr.evaluation.table1 import render_table1, table1_rows, write_table1
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import platform
 from typing import Any
 
-from digr.evaluation.report.base import _cmd_block, _Report
+from digr.evaluation.report.base import Report, cmd_block
 from digr.evaluation.report.folder import ROLES
 
 
-def _timing(rep: _Report) -> None:
+def timing_section(rep: Report) -> None:
     import torch
 
     from digr import figures
@@ -49,7 +49,7 @@ def _timing(rep: _Report) -> None:
     rep.md += [f"Batch 1, one observation (`reset(seed={cfg.seed})`), {t['machine']}, device "
                f"`{t['device']}`, {t['torch_threads']} torch thread(s); median / p10 / p90 of `repeats` "
                "timed calls after warm-up (timings vary from run to run):", "",
-               *_cmd_block([rep.command(*cmd)]),
+               *cmd_block([rep.command(*cmd)]),
                f"| Map | median ms | p10 ms | p90 ms | repeats | x {ref_name} |",
                "|---|---:|---:|---:|---:|---:|"]
     rows = [(f"{n} (teacher)", v) for n, v in t["methods"].items()]
@@ -73,11 +73,11 @@ def _timing(rep: _Report) -> None:
         rep.summary["timing_ms"][STUDENT_KEY] = t[STUDENT_KEY]["median_ms"]
 
 
-def _extra_timing(rep: _Report) -> dict[str, Any]:
+def _extra_timing(rep: Report) -> dict[str, Any]:
     """ms per map of each extra row's method on its policy, and of that policy's forward pass."""
     import torch
 
-    from digr.evaluation.table1 import _slug
+    from digr.evaluation.table1 import slug
     from digr.evaluation.timing import time_saliency
     from digr.models import load_policy
     from digr.models.checkpoint import file_digest
@@ -98,5 +98,5 @@ def _extra_timing(rep: _Report) -> dict[str, Any]:
                               seed=cfg.seed, max_seconds=cfg.timing_max_seconds)
             return {**t["methods"][name], "forward": t["forward"]}
 
-        out[row.label] = rep.cache(f"timing-{_slug(row.label)}", key, compute)
+        out[row.label] = rep.cache(f"timing-{slug(row.label)}", key, compute)
     return out

@@ -7,20 +7,21 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable
 
-from digr.evaluation.report.agreement import _agreement
-from digr.evaluation.report.base import _header, _Report
-from digr.evaluation.report.config import SECTIONS, ReportConfig, _check_config
-from digr.evaluation.report.figures import _gif, _panels
+from digr.evaluation.report.agreement import agreement_section
+from digr.evaluation.report.base import Report, header
+from digr.evaluation.report.config import SECTIONS, ReportConfig, check_config
+from digr.evaluation.report.figures import gif_section, panels_section
 from digr.evaluation.report.folder import REPORT_NAME, load_pipeline
-from digr.evaluation.report.performance import _performance
-from digr.evaluation.report.robustness import _robustness
-from digr.evaluation.report.table1 import _table1
-from digr.evaluation.report.timing import _timing
+from digr.evaluation.report.performance import performance_section
+from digr.evaluation.report.robustness import robustness_section
+from digr.evaluation.report.table1 import table1_section
+from digr.evaluation.report.timing import timing_section
 from digr.io import atomic_write_text
 
-SECTION_WRITERS: dict[str, Callable[[_Report], None]] = {
-    "agreement": _agreement, "table1": _table1, "timing": _timing, "performance": _performance, "robustness": _robustness,
-    "panels": _panels, "gif": _gif,
+SECTION_WRITERS: dict[str, Callable[[Report], None]] = {
+    "agreement": agreement_section, "table1": table1_section, "timing": timing_section,
+    "performance": performance_section, "robustness": robustness_section, "panels": panels_section,
+    "gif": gif_section,
 }
 
 
@@ -33,9 +34,9 @@ def write_report(directory: str | Path, config: ReportConfig | None = None, *,
     ``computed`` (cache entry names), the headline numbers and the ``config``.
     """
     cfg = config or ReportConfig()
-    _check_config(cfg)
-    rep = _Report(load_pipeline(directory), cfg, log or (lambda msg: None))
-    _header(rep)
+    check_config(cfg)
+    rep = Report(load_pipeline(directory), cfg, log or (lambda msg: None))
+    header(rep)
     for name in SECTIONS:
         if name in cfg.sections:
             SECTION_WRITERS[name](rep)
