@@ -251,13 +251,11 @@ def build_dataset(
 
     bar = None
     if show_progress:
-        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+        from digr.progress import progress_bar
 
-        bar = Progress(TextColumn("[bold]dataset"), BarColumn(),
-                       TextColumn("{task.completed:,}/{task.total:,} states"), TimeElapsedColumn(),
-                       TimeRemainingColumn())
+        bar = progress_bar("dataset", total=config.size, unit="states")
         bar.start()
-        bar_task = bar.add_task("dataset", total=config.size, completed=manifest["count"])
+        bar_task = bar.add_task("dataset", total=config.size, completed=manifest["count"], info="")
     try:
         shared = policy_blob(policy) if parallel.uses_ray else policy
         for arrays in run_units(_shard_arrays, jobs, shared=shared, parallel=parallel):

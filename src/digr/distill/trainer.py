@@ -292,11 +292,9 @@ def train_student(
     wall = lambda: state["wall_s"] + time.time() - t0
     bar = task_id = None
     if show_progress:
-        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+        from digr.progress import progress_bar
 
-        bar = Progress(TextColumn(f"[bold]{kind}"), BarColumn(),
-                       TextColumn("{task.completed:,}/{task.total:,}"), TextColumn("{task.fields[info]}"),
-                       TimeElapsedColumn(), TimeRemainingColumn())
+        bar = progress_bar(kind, total=cfg.steps)
         bar.start()
         task_id = bar.add_task(kind, total=cfg.steps, completed=step, info="")
     metrics_file = open(out / METRICS_NAME, "a")

@@ -59,10 +59,9 @@ class _Progress(BaseCallback):
         self.steps0 = self.num_timesteps
         self.last_ckpt = self.num_timesteps
         if self.show:
-            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+            from digr.progress import progress_bar
 
-            self.bar = Progress(TextColumn("[bold]train"), BarColumn(), TextColumn("{task.completed:,}/{task.total:,}"),
-                                TextColumn("{task.fields[info]}"), TimeElapsedColumn())
+            self.bar = progress_bar("train", total=self.run.config.total_timesteps)
             self.bar.start()
             self.task_id = self.bar.add_task("train", total=self.run.config.total_timesteps,
                                              completed=self.num_timesteps, info="")
