@@ -203,7 +203,7 @@ def tidy_folder(path: str | Path) -> None:
 
 
 # -- what a folder holds -----------------------------------------------------------------------------
-FOLDER_KINDS = ("checkpoint", "teacher run", "student run", "dataset", "pipeline")
+FOLDER_KINDS = ("checkpoint", "teacher run", "student run", "dataset", "pipeline", "multi-seed run")
 """The folders digr writes, as :func:`folder_kind` names them."""
 
 
@@ -226,6 +226,8 @@ def folder_kind(path: str | Path) -> str | None:
         return None
     if "pipeline.json" in names:
         return "pipeline"
+    if all(n == "seeds.json" or (n.startswith("seed-") and n[5:].isdigit()) for n in names):
+        return "multi-seed run"  # seed-S/ run folders of digr.distill.seeds (and their summary)
     if "manifest.json" in names:
         return "dataset"
     if "config.json" in names:

@@ -5,11 +5,13 @@ from __future__ import annotations
 import argparse
 
 from digr.cli.common import (
+    add_parallel,
     add_policy,
     add_task,
     emit,
     eps_value,
     nonneg_int,
+    parallel_config,
     pos_int,
     resolve_task,
     seed_value,
@@ -71,6 +73,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                          "student_input_blur": "SIGMA"})
     p.add_argument("--threads", type=thread_count, default=None,
                    help="torch CPU threads for this command (default: digr --torch-threads, 1)")
+    p.add_argument("--seeds", type=seed_list, default=None, metavar="S,S,...",
+                   help="train one student per seed into OUT/seed-S (each resumable) and write OUT/seeds.json: "
+                        "every seed's final statistics and their mean with a 95%% t-interval; the seeds run "
+                        "one after the other, or as Ray tasks with --ray / --ray-address / --workers")
+    add_parallel(p, what="the seeds")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
@@ -84,12 +91,40 @@ def config_from_args(args: argparse.Namespace):
                                   **field_values(args, FIELDS))
 
 
+def seed_list(text: str) -> list[int]:
+    """``0,1,2``: distinct seeds."""
+    try:
+        seeds = [seed_value(t.strip()) for t in text.split(",") if t.strip()]
+    except argparse.ArgumentTypeError as exc:
+        raise argparse.ArgumentTypeError(f"expected seeds like 0,1,2: {exc}") from None
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise argparse.ArgumentTypeError(f"expected distinct seeds like 0,1,2, got {text!r}")
+    return seeds
+
+
 def run(args: argparse.Namespace) -> int:
     from digr.distill.trainer import train_student
+    from digr.errors import DigrError
 
     spec = resolve_task(args, args.teacher)
     cfg = config_from_args(args)
     init = args.teacher if args.init == "teacher" else args.init  # None: the recipe's warm start
+    parallel = parallel_config(args)
+    if args.seeds is not None:
+        from digr.distill.seeds import train_seeds
+
+        if args.seed is not None:
+            raise DigrError("give --seed or --seeds, not both")
+        result = train_seeds(args.teacher, args.dataset, spec.name, args.out, cfg, args.seeds, init=init,
+                             parallel=parallel)
+        if args.json:
+            emit({"task": spec.name, "out": str(args.out), **result}, as_json=True)
+        else:
+            for name, s in result["summary"].items():
+                print(f"{name:<28} {s['mean']:.4f} +- {s['ci95']:.4f} (n={s['n']})")
+        return 0
+    if parallel.uses_ray:
+        raise DigrError("--ray / --ray-address / --workers spread several seeds: add --seeds")
     stats = train_student(args.teacher, args.dataset, spec.name, args.out, cfg, init=init,
                           show_progress=not args.no_progress and not args.json)
     emit({"task": spec.name, "out": str(args.out), **stats}, as_json=args.json)

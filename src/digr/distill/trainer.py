@@ -260,8 +260,11 @@ def train_student(
     step = int(state["step"])
     kind = "digr" if cfg.use_igr else "distill-only"
 
+    saved: dict[str, Any] = {}  # what the last checkpoint recorded, which a finished rerun returns
+
     def checkpoint(last: dict[str, Any], wall: float) -> None:
         st = {"step": step, "wall_s": round(wall, 3), "last": last}
+        saved.update(st)
         # policy/ first: a kill between the two saves leaves resume/ one checkpoint behind, and the
         # rerun redoes those updates and writes policy/ again (the other order could leave
         # policy/ behind for good once resume/ says the last step is done).
@@ -340,7 +343,8 @@ def train_student(
         rollouts.close()
         if bar is not None:
             bar.stop()
-    return {"steps": step, "wall_s": round(wall(), 3), **last, "policy": str(out / "policy")}
+    wall_s = saved["wall_s"] if saved.get("step") == step else round(wall(), 3)
+    return {"steps": step, "wall_s": wall_s, **last, "policy": str(out / "policy")}
 
 
 def _progress_info(last: dict[str, Any], use_igr: bool) -> str:
