@@ -132,7 +132,7 @@ def performance_chart(curves: Mapping[str, tuple[Sequence[float], Sequence[float
                       teacher_value: float | None, path: str | Path, *, metric: str = "success_rate",
                       chance: float | None = None) -> Path:
     """Figure 9: ``metric`` of the students over training steps, the teacher as a horizontal line
-    and ``chance`` (uniformly random actions) as a grey dashed one.
+    and ``chance`` (uniformly random actions) as a grey dashed one; the legend below the axes.
 
     ``curves``: role -> ``(steps, values)`` from the trainers' logs.
     """
@@ -153,5 +153,6 @@ def performance_chart(curves: Mapping[str, tuple[Sequence[float], Sequence[float
     ax.set_ylabel(metric.replace("_", " "))
     _zero_based(ax, metric)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    # below the axes, where it covers no curve (inside, it hid the students' late points)
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, frameon=False)
     return save_figure(fig, path)
