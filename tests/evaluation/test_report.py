@@ -293,3 +293,19 @@ def test_extra_rows_errors(tmp_path, rows, match):
     (d / "pipeline.json").write_text(json.dumps({"extra_rows": rows}))
     with pytest.raises(DigrError, match=match):
         load_pipeline(d)
+
+
+def test_performance_reading_flags_a_weak_teacher_and_compares_students():
+    from types import SimpleNamespace
+
+    from digr.envs import get_task
+    from digr.evaluation.report.performance import performance_reading
+
+    rep = SimpleNamespace(spec=get_task("breakout"), metric="mean_return")  # bar 150
+    assert "weak teacher" in performance_reading(rep, "teacher", 19.2, 19.2)
+    assert performance_reading(rep, "teacher", 160.0, 160.0).startswith("meets")
+    assert performance_reading(rep, "digr", 18.13, 19.2) == "94% of the teacher"
+    assert performance_reading(rep, "uniform random actions (chance)", 1.3, 19.2) == "chance level"
+    rep = SimpleNamespace(spec=get_task("red-fetch-green"), metric="success_rate")  # bar 0.99
+    assert performance_reading(rep, "teacher", 1.0, 1.0).startswith("meets")
+    assert performance_reading(rep, "digr", 0.96, 1.0) == "-0.040 vs the teacher"

@@ -41,6 +41,9 @@ class TaskSpec:
     """Overrides of the DIGR config (paper Table 3)."""
     has_success: bool = True
     """Whether ``info["success"]`` defines a success rate for this task."""
+    teacher_bar: float | None = None
+    """Greedy score a teacher must reach to be worth explaining (success rate where
+    ``has_success``, else mean return); the report flags a teacher below it. None: no bar."""
     has_masks: bool = False
     """Whether the env's ``info["masks"]`` holds ground-truth object masks (the saliency
     benchmark of Table 1 needs them)."""
@@ -96,6 +99,7 @@ TASKS: dict[str, TaskSpec] = {
         action_names=("left", "right", "forward", "pickup"),
         perturbation_radius=4,
         dataset_size=1000,
+        teacher_bar=0.99,
         ppo=dict(
             learning_rate=1e-3, n_envs=16, n_steps=128, n_epochs=4, n_minibatches=8,
             gamma=0.99, gae_lambda=0.95, ent_coef=0.01, vf_coef=0.5, max_grad_norm=0.5,
@@ -116,6 +120,7 @@ TASKS: dict[str, TaskSpec] = {
         action_names=("NOOP", "FIRE", "RIGHT", "LEFT"),
         perturbation_radius=8,
         dataset_size=10_000,
+        teacher_bar=150.0,
         ppo=dict(
             learning_rate=2e-4, n_envs=8, n_steps=128, n_epochs=4, n_minibatches=4,
             gamma=0.99, gae_lambda=0.95, ent_coef=0.01, vf_coef=0.5, max_grad_norm=0.5,
@@ -138,6 +143,7 @@ TASKS: dict[str, TaskSpec] = {
         action_names=("LANE_LEFT", "IDLE", "LANE_RIGHT", "FASTER", "SLOWER"),
         perturbation_radius=5,
         dataset_size=2500,
+        teacher_bar=0.85,
         ppo=dict(
             learning_rate=2e-4, n_envs=1, n_steps=1000, n_epochs=4, n_minibatches=4,
             gamma=0.999, gae_lambda=0.95, ent_coef=0.01, vf_coef=0.5, max_grad_norm=0.5,

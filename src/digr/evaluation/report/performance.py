@@ -24,6 +24,22 @@ def chance_row(rep: Report) -> dict[str, Any]:
     return rep.chance_row
 
 
+def performance_reading(rep: Report, role: str, value: float, teacher: float) -> str:
+    """The table's verdict on one row: the teacher against the task's bar
+    (:attr:`digr.envs.TaskSpec.teacher_bar`), a student against the teacher."""
+    if role.startswith("uniform random"):
+        return "chance level"
+    if role == "teacher":
+        bar = rep.spec.teacher_bar
+        if bar is None:
+            return "no bar stated for this task"
+        return f"meets the task's bar ({bar:g})" if value >= bar else \
+            f"**weak teacher**: below the task's bar ({bar:g}); the students inherit it"
+    if rep.metric == "success_rate":
+        return f"{value - teacher:+.3f} vs the teacher"
+    return f"{value / teacher:.0%} of the teacher" if teacher > 0 else "—"
+
+
 def performance_section(rep: Report) -> None:
     from digr import figures
     from digr.evaluation.table1 import display_path
@@ -39,12 +55,13 @@ def performance_section(rep: Report) -> None:
     rows = {**perf["policies"], "uniform random actions (chance)": chance_row(rep)}
     rep.md += [f"Greedy actions, episode k resets with seed {cfg.seed}+k; the last row is the chance level "
                "(actions drawn uniformly at random):", "", *cmd_block(cmds),
-               "| Policy | success_rate | mean_return | std_return | mean_length | episodes |",
-               "|---|---:|---:|---:|---:|---:|"]
+               "| Policy | success_rate | mean_return | std_return | mean_length | episodes | reading |",
+               "|---|---:|---:|---:|---:|---:|---|"]
+    teacher = perf["policies"]["teacher"][metric]
     for r, v in rows.items():
         sr = "—" if v["success_rate"] is None else f"{v['success_rate']:.3f}"
         rep.md.append(f"| {r} | {sr} | {v['mean_return']:.3f} | {v['std_return']:.3f} "
-                      f"| {v['mean_length']:.1f} | {v['episodes']} |")
+                      f"| {v['mean_length']:.1f} | {v['episodes']} | {performance_reading(rep, r, v[metric], teacher)} |")
     step_key = "step" if metric == "success_rate" else "step_return"
     curves = {r: (c[step_key], c[metric]) for r, c in perf["curves"].items()}
     rep.md.append("")
