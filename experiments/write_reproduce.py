@@ -69,6 +69,8 @@ def render(task: str) -> str:
     for entry in pipe.get("extra_rows", []) + pipe.get("extra_students", []):
         if entry.get("command"):
             recorded.setdefault(entry["policy"], entry["command"])
+    for name, command in pipe.get("other_commands", {}).items():  # committed, not in the report
+        recorded.setdefault(name, command)
     datasets = _dataset_commands(task, recorded)
     body, order, ds_stage = [], [], {}
     for name, command in recorded.items():

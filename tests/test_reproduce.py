@@ -34,3 +34,14 @@ def test_reproduce_script_matches_the_recorded_commands(task, tmp_path):
     for line in text.splitlines():
         if line.strip().startswith("digr distill") and '--out "$OUT/digr"' not in line:
             assert "--recipe" in line, line
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_every_committed_checkpoint_has_a_stage(task):
+    folder = ROOT / "results" / task
+    if not (folder / "pipeline.json").exists():
+        pytest.skip("no committed results in this checkout")
+    text = (folder / "reproduce.sh").read_text()
+    for ckpt in folder.rglob("model.safetensors"):
+        name = ckpt.relative_to(folder).parts[0]
+        assert f'--out "$OUT/{name}"' in text or name == "teacher", f"{name} has no reproduce.sh stage"

@@ -36,12 +36,27 @@ stage_digr_paper() {
   digr distill --teacher results/breakout/teacher --dataset "$OUT/dataset" --task breakout --recipe paper --out "$OUT/digr-paper" --steps 9000 --eval-every 1000 --eval-episodes 10 --checkpoint-every 250 --seed 0 --threads 1
 }
 
+stage_digr_meannorm() {
+  # recorded: run on runs/bo/dataset, the same 10k-state dataset (sha256 312bea00..., as runs/bo8/ds10k)
+  digr distill --recipe paper --teacher results/breakout/teacher --dataset "$OUT/dataset" --task breakout --out "$OUT/digr-meannorm" --steps 6000 --alpha 10 --igr-normalizer mean --eval-every 1000 --eval-episodes 10 --checkpoint-every 250 --seed 0 --threads 1
+}
+
+stage_fls() {
+  # recorded: stopped right after the 200,704-step checkpoint
+  digr train --task breakout --fls sparse --out "$OUT/fls" --seed 0 --timesteps 400000 --checkpoint-every 100000 --threads 1
+}
+
+stage_teacher_next() {
+  # recorded: the teacher's run continued from its 702,464-step resume state in resumable chunks; policy/ is the 3,211,264-step checkpoint; see README.md
+  digr train --task breakout --out "$OUT/teacher-next" --seed 0 --threads 1 --checkpoint-every 100000
+}
+
 stage_report() {
   cp results/breakout/pipeline.json "$OUT/pipeline.json"
   digr report "$OUT"
 }
 
-STAGES=(teacher dataset digr distill-only digr-paper report)
+STAGES=(teacher dataset digr distill-only digr-paper digr-meannorm fls teacher-next report)
 for s in "${@:-${STAGES[@]}}"; do
   case " ${STAGES[*]} " in *" $s "*) ;; *) echo "reproduce.sh: unknown stage $s (stages: ${STAGES[*]})" >&2; exit 2;; esac
   echo "== $s" >&2

@@ -30,12 +30,17 @@ stage_distill_only() {
   digr distill --recipe paper --teacher results/highway/teacher --task highway --no-igr --out "$OUT/distill-only" --steps 3000 --eval-every 1000 --eval-episodes 20 --checkpoint-every 250 --seed 0 --threads 1
 }
 
+stage_digr_meannorm() {
+  # recorded: launched with --steps 3000, stopped after the 2,000-update checkpoint
+  digr distill --recipe paper --teacher results/highway/teacher --dataset "$OUT/dataset" --task highway --out "$OUT/digr-meannorm" --steps 2000 --alpha 10 --igr-normalizer mean --eval-every 1000 --eval-episodes 20 --checkpoint-every 250 --seed 0 --threads 1
+}
+
 stage_report() {
   cp results/highway/pipeline.json "$OUT/pipeline.json"
   digr report "$OUT"
 }
 
-STAGES=(teacher dataset digr distill-only report)
+STAGES=(teacher dataset digr distill-only digr-meannorm report)
 for s in "${@:-${STAGES[@]}}"; do
   case " ${STAGES[*]} " in *" $s "*) ;; *) echo "reproduce.sh: unknown stage $s (stages: ${STAGES[*]})" >&2; exit 2;; esac
   echo "== $s" >&2

@@ -41,6 +41,9 @@ DIR/                      one pipeline run (e.g. runs/rfg-pipeline)
                                            "digr": "digr distill ...",
                                            "distill-only": "digr distill --no-igr ..."}}
                                   the commands that made the checkpoints, quoted in the report
+                              "other_commands": {{"fls": "digr train ..."}}
+                                  commands of other committed checkpoints the report does not
+                                  show (read by experiments/write_reproduce.py, not by the report)
   teacher/                run folder of `digr train` (policy/ inside) or a checkpoint folder  [required]
   digr/                   run folder of `digr distill` (policy/, metrics.jsonl)                [optional]
   distill-only/           run folder of `digr distill --no-igr` (policy/, metrics.jsonl)      [optional]
