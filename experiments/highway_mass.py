@@ -1,0 +1,31 @@
+"""Diagnostic: where a highway policy's vanilla-gradient mass lies, on the agreement cache's 64
+held-out states (runs/agreement-cache, written by `digr evaluate agreement --task highway --states 64
+--cache runs/agreement-cache`): on the pixels the perturbation map marks (> 0.1), on white pixels
+(lane markings, car outlines), on any pixel that is not road grey.
+
+usage: python experiments/highway_mass.py
+"""
+import numpy as np
+import torch
+
+torch.set_num_threads(1)
+from digr.evaluation.agreement import gradient_maps
+from digr.models import load_policy
+
+d=np.load('runs/agreement-cache/agreement-5e1a900ec39205d1.npz')
+obs=torch.from_numpy(d['obs']).float()/255; ref=d['maps']
+print('obs range', obs.min().item(), obs.max().item())
+o=obs[:,0].numpy()
+vals,counts=np.unique(np.round(o*255),return_counts=True)
+top=np.argsort(-counts)[:6]; print('common values', [(vals[i],counts[i]) for i in top])
+road=vals[np.argmax(counts)]/255
+for name,path in [('teacher','results/highway/teacher'),('d9-s0','runs/hw/d9-s0'),('meannorm','results/highway/digr-meannorm')]:
+    p=load_policy(path, task='highway')
+    g=gradient_maps(p, obs).numpy()
+    g=g/ g.reshape(len(g),-1).sum(1)[:,None,None]
+    kept=ref>0.1
+    bright=o>0.8   # lane markings / car outlines (white)
+    nongrey=np.abs(o-road)>0.02
+    print(name, 'share kept %.3f'%(g*kept).sum((1,2)).mean(), 'white px mass %.3f'%(g*bright).sum((1,2)).mean(),
+          'white&~kept %.3f'%(g*(bright&~kept)).sum((1,2)).mean(), 'nonroad mass %.3f'%(g*nongrey).sum((1,2)).mean(),
+          'frac white px %.3f'%bright.mean(), 'frac nonroad %.3f'%nongrey.mean())
