@@ -29,3 +29,20 @@ for name,path in [('teacher','results/highway/teacher'),('d9-s0','runs/hw/d9-s0'
     print(name, 'share kept %.3f'%(g*kept).sum((1,2)).mean(), 'white px mass %.3f'%(g*bright).sum((1,2)).mean(),
           'white&~kept %.3f'%(g*(bright&~kept)).sum((1,2)).mean(), 'nonroad mass %.3f'%(g*nongrey).sum((1,2)).mean(),
           'frac white px %.3f'%bright.mean(), 'frac nonroad %.3f'%nongrey.mean())
+
+
+def near(mask, px):
+    """``mask`` dilated by ``px`` pixels (max-pool)."""
+    t = torch.from_numpy(mask.astype(np.float32))[:, None]
+    return torch.nn.functional.max_pool2d(t, 2 * px + 1, stride=1, padding=px)[:, 0].numpy() > 0
+
+
+for name, path in [('teacher', 'results/highway/teacher'), ('d9-s0', 'runs/hw/d9-s0'),
+                   ('meannorm', 'results/highway/digr-meannorm')]:
+    g = gradient_maps(load_policy(path, task='highway'), obs).numpy()
+    g = g / g.reshape(len(g), -1).sum(1)[:, None, None]
+    kept = ref > 0.1
+    for px in (4, 8):
+        ring = near(o > 0.8, px) & ~kept
+        print(name, f'within {px} px of a white pixel, off the map: mass {(g * ring).sum((1, 2)).mean():.3f}, '
+              f'pixels {ring.mean():.3f}')
