@@ -30,6 +30,12 @@ import torch
 from digr.errors import DigrError, check_int
 from digr.evaluation.settings import AgreementConfig
 
+SPIKE_TOP1 = 0.85
+"""A student map with more than this share of its mass in its 1% largest pixels is flagged as a
+spike: it may score well on masks (Table 1) while showing a few dots, not the decision's region.
+(Perturbation maps are peaked too: on Red-Fetch-Green the teacher's own holds about 0.68 of its
+mass in its top 1%; the Table 3 students' single-pixel maps hold 0.87-0.97.)"""
+
 THRESHOLD = 0.1
 """Reference pixels above this count as important (eq. 4's lambda)."""
 TOP_FRACTION = 0.01

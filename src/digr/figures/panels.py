@@ -31,6 +31,35 @@ def _grey(img: np.ndarray) -> np.ndarray:
     return img.mean(-1) if img.ndim == 3 else img
 
 
+
+
+def top1_share(m: np.ndarray) -> float:
+    """Share of a map's (absolute) mass in its 1% largest pixels."""
+    flat = np.abs(np.asarray(m, dtype=np.float64)).ravel()
+    total = flat.sum()
+    if total <= 0:
+        return 0.0
+    k = max(1, int(np.ceil(0.01 * flat.size)))
+    return float(np.partition(flat, flat.size - k)[-k:].sum() / total)
+
+
+def _mark_spike(ax, m: np.ndarray) -> None:
+    from matplotlib.patches import Circle
+
+    """A map flagged as a spike (:data:`digr.evaluation.agreement.SPIKE_TOP1`, as in the report's
+    tables) gets a ring around its peak and its top-1% share written on it: one bright pixel is
+    invisible at panel size."""
+    from digr.evaluation.agreement import SPIKE_TOP1
+
+    share = top1_share(m)
+    if share <= SPIKE_TOP1:
+        return
+    y, x = np.unravel_index(int(np.argmax(np.abs(m))), m.shape)
+    ax.add_patch(Circle((x, y), radius=max(m.shape) / 10, fill=False, color="white", lw=1.2))
+    ax.text(0.03, 0.03, f"spike: top 1% = {share:.0%}", transform=ax.transAxes, fontsize=6, color="white",
+            va="bottom", ha="left")
+
+
 def render_panel(states: np.ndarray, maps: Mapping[str, np.ndarray], *,
                  row_labels: Sequence[str] | None = None,
                  title: str | None = None, cmap: str = "jet", alpha: float = 0.55, cell_inches: float = 1.9):
@@ -65,8 +94,9 @@ def render_panel(states: np.ndarray, maps: Mapping[str, np.ndarray], *,
                 continue
             name = list(maps)[c - 1]
             ax.imshow(0.6 * _grey(img), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
-            ax.imshow(np.asarray(maps[name][r], dtype=np.float32), cmap=cmap, norm=norm, alpha=alpha,
-                      interpolation="nearest")
+            m = np.asarray(maps[name][r], dtype=np.float32)
+            ax.imshow(m, cmap=cmap, norm=norm, alpha=alpha, interpolation="nearest")
+            _mark_spike(ax, m)
             if r == 0:
                 ax.set_title(TITLES.get(name, name), fontsize=9)
     cax = fig.add_axes([0.915, 0.1, 0.018, 0.8])
@@ -100,4 +130,4 @@ def save_panels(out_dir: str | Path, states: np.ndarray, maps: Mapping[str, np.n
     return paths
 
 
-__all__ = ["render_panel", "save_panel", "save_panels", "TITLES"]
+__all__ = ["render_panel", "save_panel", "save_panels", "top1_share", "TITLES"]

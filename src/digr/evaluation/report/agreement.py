@@ -6,8 +6,9 @@ import json
 from pathlib import Path
 from typing import Any, Mapping
 
+from digr.evaluation.agreement import SPIKE_TOP1
 from digr.evaluation.report.base import Report, cmd_block
-from digr.evaluation.report.config import GOAL_CC, GOAL_SHARE, SPIKE_TOP1
+from digr.evaluation.report.config import GOAL_CC, GOAL_SHARE
 from digr.evaluation.report.folder import EVAL_DIR
 from digr.evaluation.report.metrics import cache_slug
 

@@ -59,11 +59,6 @@ class ReportConfig:
     """Sections to include (default: all, in :data:`SECTIONS` order)."""
 
 
-SPIKE_TOP1 = 0.85
-"""A student map with more than this share of its mass in its 1% largest pixels is flagged as a
-spike: it may score well on masks (Table 1) while showing a few dots, not the decision's region.
-(Perturbation maps are peaked too: on Red-Fetch-Green the teacher's own holds about 0.68 of its
-mass in its top 1%; the Table 3 students' single-pixel maps hold 0.87-0.97.)"""
 GOAL_CC, GOAL_SHARE = 0.7, 0.8
 """Map agreement a DIGR student should reach (cc, share)."""
 
