@@ -66,7 +66,7 @@ def render(task: str) -> str:
     """The text of ``results/TASK/reproduce.sh``."""
     pipe = json.loads((ROOT / "results" / task / "pipeline.json").read_text())
     recorded: dict[str, str] = dict(pipe["commands"])
-    for entry in pipe.get("extra_rows", []) + pipe.get("extra_students", []):
+    for entry in pipe.get("entries", []):
         if entry.get("command"):
             recorded.setdefault(entry["policy"], entry["command"])
     for name, command in pipe.get("other_commands", {}).items():  # committed, not in the report

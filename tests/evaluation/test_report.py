@@ -225,7 +225,7 @@ def test_report_extra_rows_reach_table1_and_timing(tmp_path, capsys):
     d = fake_pipeline(tmp_path / "pipe")
     torch.manual_seed(7)
     save_policy(PolicyNet(TINY_RFG), d / "other" / "policy", task=TASK)
-    (d / "pipeline.json").write_text(json.dumps({"extra_rows": [
+    (d / "pipeline.json").write_text(json.dumps({"entries": [
         {"label": "other VG", "policy": "other", "method": "vanilla", "command": "digr train --made-by-hand"}]}))
     assert main(["report", str(d), *QUICK, "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
@@ -246,8 +246,8 @@ def test_report_extra_students_reach_performance_and_robustness(tmp_path, capsys
     save_policy(PolicyNet(TINY_RFG), d / "adv" / "policy", task=TASK)
     (d / "adv" / "metrics.jsonl").write_text(json.dumps({"step": 5, "eval/success_rate": 0.75,
                                                          "eval/mean_return": 0.7}) + "\n")
-    (d / "pipeline.json").write_text(json.dumps({"extra_students": [
-        {"label": "DIGR + adv", "policy": "adv", "command": "digr distill --adv-eps 16/255"}]}))
+    (d / "pipeline.json").write_text(json.dumps({"entries": [
+        {"label": "DIGR + adv", "policy": "adv", "student": True, "command": "digr distill --adv-eps 16/255"}]}))
     assert main(["report", str(d), *QUICK, "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
     text = (d / "report.md").read_text()
@@ -269,30 +269,36 @@ def test_report_extra_students_reach_performance_and_robustness(tmp_path, capsys
 
 @pytest.mark.parametrize("items,match", [
     ("nope", "must be a list"),
-    ([{"label": "x"}], "needs string"),
-    ([{"label": "digr", "policy": "teacher"}], "role name"),
-    ([{"label": "x", "policy": "missing"}], "not a digr checkpoint"),
-    ([{"label": "x", "policy": "teacher"}] * 2, "unique"),
-])
-def test_extra_students_errors(tmp_path, items, match):
-    d = fake_pipeline(tmp_path / "pipe", students=False)
-    (d / "pipeline.json").write_text(json.dumps({"extra_students": items}))
-    with pytest.raises(DigrError, match=match):
-        load_pipeline(d)
-
-
-@pytest.mark.parametrize("rows,match", [
-    ("nope", "must be a list"),
-    ([{"label": "x", "policy": "missing", "method": "vanilla"}], "not a digr checkpoint"),
-    ([{"label": "x", "method": "vanilla"}], "needs string"),
+    ([{"label": "x", "student": True}], "needs string"),
+    ([{"label": "digr", "policy": "teacher", "student": True}], "role name"),
+    ([{"label": "x", "policy": "missing", "student": True}], "not a digr checkpoint"),
+    ([{"label": "x", "policy": "teacher", "student": True}] * 2, "unique"),
+    ([{"label": "x", "policy": "teacher"}], "needs a \"method\""),
+    ([{"label": "x", "policy": "teacher", "student": "yes"}], "student must be true or false"),
+    ([{"label": "x", "policy": "teacher", "method": 3}], "method must be"),
     ([{"label": "x", "policy": "teacher", "method": "vanilla", "settings": 3}], "settings must be"),
-    ([{"label": "x", "policy": "teacher", "method": "vanilla"}] * 2, "unique"),
 ])
-def test_extra_rows_errors(tmp_path, rows, match):
+def test_entries_errors(tmp_path, items, match):
     d = fake_pipeline(tmp_path / "pipe", students=False)
-    (d / "pipeline.json").write_text(json.dumps({"extra_rows": rows}))
+    (d / "pipeline.json").write_text(json.dumps({"entries": items}))
     with pytest.raises(DigrError, match=match):
         load_pipeline(d)
+
+
+@pytest.mark.parametrize("key", ["extra_rows", "extra_students"])
+def test_the_old_two_lists_are_refused_with_the_way_to_move_them(tmp_path, key):
+    d = fake_pipeline(tmp_path / "pipe", students=False)
+    (d / "pipeline.json").write_text(json.dumps({key: []}))
+    with pytest.raises(DigrError, match="one list 'entries'"):
+        load_pipeline(d)
+
+
+def test_one_entry_can_be_a_student_and_a_saliency_row(tmp_path):
+    d = fake_pipeline(tmp_path / "pipe", students=False)
+    (d / "pipeline.json").write_text(json.dumps({"entries": [
+        {"label": "both", "policy": "teacher", "method": "vanilla", "student": True}]}))
+    pipe = load_pipeline(d)
+    assert [r.label for r in pipe.extra] == ["both"] and [s.label for s in pipe.students] == ["both"]
 
 
 def test_performance_reading_flags_a_weak_teacher_and_compares_students():

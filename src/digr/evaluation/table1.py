@@ -6,7 +6,7 @@ distillation-only student. :func:`table1_rows` measures them with
 :func:`digr.evaluation.saliency_benchmark.evaluate_saliency`; :func:`write_table1` writes the
 Markdown table with the paper's numbers next to ours and, above it, the exact ``digr evaluate
 saliency`` command that regenerates each row. More rows (e.g. another student) go in through
-``extra_rows``.
+``extra_rows`` (a report's ``pipeline.json`` ``entries`` with a method).
 """
 
 from __future__ import annotations

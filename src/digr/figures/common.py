@@ -29,7 +29,7 @@ POLICY_STYLES = {
 }
 """Line colour and legend label of each policy role."""
 EXTRA_POLICY_COLORS = ("#d62728", "#8c564b", "#e377c2", "#17becf", "#bcbd22")
-"""Line colours of further students (a report's ``extra_students``), in order."""
+"""Line colours of further students (a report's ``entries`` marked as students), in order."""
 
 
 def policy_styles(roles) -> dict[str, dict[str, Any]]:

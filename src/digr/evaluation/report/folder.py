@@ -28,14 +28,15 @@ DIR/                      one pipeline run (e.g. runs/rfg-pipeline)
                               "teacher": PATH, "digr": PATH, "distill_only": PATH
                                   checkpoint or run folder (with policy/), relative to DIR or absolute;
                                   each overrides the sub-folder below
-                              "extra_rows": [{{"label": "FLS", "policy": "fls", "method": "fls",
-                                              "settings": {{}}, "command": "digr train ..."}}]
-                                  more policies/methods for Table 1 and the timing chart
-                                  (policy relative to DIR or absolute; settings, command optional)
-                              "extra_students": [{{"label": "DIGR + adv", "policy": "digr-adv",
-                                                  "command": "digr distill ..."}}]
-                                  more students for the performance table and curve and the
-                                  robustness curves, next to digr and distill-only (command optional)
+                              "entries": [{{"label": "FLS", "policy": "fls", "method": "fls",
+                                           "settings": {{}}, "command": "digr train ..."}},
+                                          {{"label": "DIGR + adv", "policy": "digr-adv", "student": true,
+                                           "command": "digr distill ..."}}]
+                                  one list of further labelled policies (relative to DIR or absolute):
+                                  with a "method" (and optional "settings"), a (policy, saliency
+                                  method) row of Table 1 and the timing chart; with "student": true,
+                                  a student next to digr and distill-only in the agreement,
+                                  performance, robustness and panels sections; "command" optional
                               "commands": {{"teacher": "digr train ...",
                                            "dataset": "digr dataset ...",
                                            "digr": "digr distill ...",
@@ -71,9 +72,9 @@ class Pipeline:
     info: dict[str, Any] = field(default_factory=dict)
     """``pipeline.json`` contents (``{}`` without one)."""
     extra: tuple["ExtraRow", ...] = ()
-    """``pipeline.json``'s ``extra_rows``, resolved."""
+    """The ``entries`` of ``pipeline.json`` with a saliency method, resolved, in their order."""
     students: tuple["ExtraStudent", ...] = ()
-    """``pipeline.json``'s ``extra_students``, resolved."""
+    """The ``entries`` of ``pipeline.json`` marked ``"student": true``, resolved, in their order."""
 
     def policy(self, role: str) -> Path | None:
         """Checkpoint of a role (``ROLES``) or of an extra student (its label)."""
@@ -141,23 +142,35 @@ def _listed_checkpoints(d: Path, info: dict[str, Any], key: str, required: tuple
     return out
 
 
-def _extra_students(d: Path, info: dict[str, Any]) -> tuple[ExtraStudent, ...]:
-    out = []
-    for i, (r, ckpt) in enumerate(_listed_checkpoints(d, info, "extra_students", ("label", "policy"))):
-        if r["label"] in ROLES:
-            raise DigrError(f"{PIPELINE_JSON}: extra_students[{i}].label must not be a role name ({r['label']!r})")
-        out.append(ExtraStudent(r["label"], ckpt, r.get("command")))
-    return tuple(out)
+LEGACY_KEYS = ("extra_rows", "extra_students")
+"""The two lists ``entries`` replaced (refused with a one-line error that says how to move them)."""
 
 
-def _extra_rows(d: Path, info: dict[str, Any]) -> tuple[ExtraRow, ...]:
-    out = []
-    for i, (r, ckpt) in enumerate(_listed_checkpoints(d, info, "extra_rows", ("label", "policy", "method"))):
-        settings = r.get("settings", {})
+def _entries(d: Path, info: dict[str, Any]) -> tuple[tuple[ExtraRow, ...], tuple[ExtraStudent, ...]]:
+    """``pipeline.json``'s ``entries``: the saliency rows and the students they declare."""
+    for key in LEGACY_KEYS:
+        if key in info:
+            raise DigrError(f"{PIPELINE_JSON}: '{key}' is now part of the one list 'entries' (an entry with "
+                            "a \"method\" is a saliency row, one with \"student\": true a student)")
+    rows, students = [], []
+    for i, (r, ckpt) in enumerate(_listed_checkpoints(d, info, "entries", ("label", "policy"))):
+        method, student, settings = r.get("method"), r.get("student", False), r.get("settings", {})
+        if not isinstance(student, bool):
+            raise DigrError(f"{PIPELINE_JSON}: entries[{i}].student must be true or false")
+        if method is not None and not isinstance(method, str):
+            raise DigrError(f"{PIPELINE_JSON}: entries[{i}].method must be a saliency method name")
+        if method is None and not student:
+            raise DigrError(f"{PIPELINE_JSON}: entries[{i}] needs a \"method\" (a saliency row) or "
+                            "\"student\": true (a student)")
         if not isinstance(settings, dict):
-            raise DigrError(f"{PIPELINE_JSON}: extra_rows[{i}].settings must be an object")
-        out.append(ExtraRow(r["label"], ckpt, r["method"], dict(settings), r.get("command")))
-    return tuple(out)
+            raise DigrError(f"{PIPELINE_JSON}: entries[{i}].settings must be an object")
+        if student and r["label"] in ROLES:
+            raise DigrError(f"{PIPELINE_JSON}: entries[{i}].label must not be a role name ({r['label']!r})")
+        if method is not None:
+            rows.append(ExtraRow(r["label"], ckpt, method, dict(settings), r.get("command")))
+        if student:
+            students.append(ExtraStudent(r["label"], ckpt, r.get("command")))
+    return tuple(rows), tuple(students)
 
 
 def _checkpoint(path: Path) -> Path | None:
@@ -201,6 +214,6 @@ def load_pipeline(directory: str | Path) -> Pipeline:
         raise DigrError(f"{d} has no teacher: expected {d / 'teacher'} (a run folder with policy/ or a "
                         f"checkpoint) or a 'teacher' path in {PIPELINE_JSON}")
     task = get_task(info.get("task") or checkpoint_task(paths["teacher"])).name
+    rows, students = _entries(d, info)
     return Pipeline(dir=d, task=task, teacher=paths["teacher"], digr=paths["digr"],
-                    distill_only=paths["distill-only"], info=info, extra=_extra_rows(d, info),
-                    students=_extra_students(d, info))
+                    distill_only=paths["distill-only"], info=info, extra=rows, students=students)

@@ -61,7 +61,7 @@ def timing_section(rep: Report) -> None:
         rep.md.append(f"| {n} | {v['median_ms']:.3f} | {v['p10_ms']:.3f} | {v['p90_ms']:.3f} "
                       f"| {v['repeats']} | {v['median_ms'] / ref['median_ms']:.1f} |")
     if extra:
-        rep.md += ["", "Extra rows (from `pipeline.json`'s `extra_rows`), each also against a plain forward "
+        rep.md += ["", "Extra rows (the `entries` of `pipeline.json` with a method), each also against a plain forward "
                    "pass of its own policy, timed the same way in the same run:", "",
                    "| Map | median ms | own forward ms | map / forward |", "|---|---:|---:|---:|",
                    *[f"| {label} | {v['median_ms']:.3f} | {v['forward']['median_ms']:.3f} "
