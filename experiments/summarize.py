@@ -7,22 +7,16 @@ name with its trailing ``-s<seed>`` removed)
 from __future__ import annotations
 
 import json
-import math
 import re
 import sys
 from collections import defaultdict
 
-# two-sided 95% Student-t quantiles for n - 1 degrees of freedom
-T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}
+from digr.distill.seeds import interval95
 
 
 def interval(xs: list[float]) -> str:
-    n = len(xs)
-    mean = sum(xs) / n
-    if n < 2:
-        return f"{mean:.3f}"
-    sd = math.sqrt(sum((x - mean) ** 2 for x in xs) / (n - 1))
-    return f"{mean:.3f} ± {T95.get(n - 1, 1.96) * sd / math.sqrt(n):.3f}"
+    mean = sum(xs) / len(xs)
+    return f"{mean:.3f}" if len(xs) < 2 else f"{mean:.3f} ± {interval95(xs):.3f}"
 
 
 def main(paths: list[str]) -> None:

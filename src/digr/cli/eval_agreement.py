@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 
 from digr.cli.common import add_policy, add_task, emit, resolve_task, seed_value, state_count
-from digr.cli.fields import add_fields, config_from
+from digr.cli.fields import add_fields, config_from, field_names
 from digr.evaluation.settings import AgreementConfig
 
-FIELDS = ("states", "seed", "radius")
-"""The :class:`AgreementConfig` fields that are options (all of them)."""
+FIELDS = field_names(AgreementConfig)
+"""Every :class:`AgreementConfig` field is an option."""
 NAME = "agreement"
 HELP = "map agreement (no masks needed): a policy's vanilla-gradient map vs the teacher's perturbation map"
 DESCRIPTION = HELP + """

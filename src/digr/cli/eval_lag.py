@@ -14,11 +14,11 @@ from digr.cli.common import (
     resolve_task,
     seed_value,
 )
-from digr.cli.fields import add_fields, config_from
+from digr.cli.fields import add_fields, config_from, field_names
 from digr.evaluation.settings import LagConfig
 
-FIELDS = ("frames", "one_episode", "fps", "stride", "columns", "start", "seed", "device")
-"""The :class:`LagConfig` fields that are options (all of them)."""
+FIELDS = field_names(LagConfig)
+"""Every :class:`LagConfig` field is an option."""
 NAME = "lag"
 HELP = "real-time lag (frames at 20 fps) of the perturbation map vs DIGR's vanilla gradient (Figure 6)"
 DESCRIPTION = HELP + """

@@ -5,13 +5,13 @@ from __future__ import annotations
 import argparse
 
 from digr.cli.common import add_policy, add_task, emit, episode_count, resolve_task, seed_value
-from digr.cli.fields import add_fields, config_from
+from digr.cli.fields import add_fields, config_from, field_names
 from digr.evaluation.settings import PerformanceConfig
 
 NAME = "performance"
 HELP = "success rate / return of a policy over N seeded episodes (greedy actions by default)"
-FIELDS = ("episodes", "seed", "deterministic")
-"""The :class:`PerformanceConfig` fields that are options (all of them)."""
+FIELDS = field_names(PerformanceConfig)
+"""Every :class:`PerformanceConfig` field is an option."""
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -14,11 +14,11 @@ from digr.cli.common import (
     resolve_task,
     seed_value,
 )
-from digr.cli.fields import add_fields, config_from
+from digr.cli.fields import add_fields, config_from, field_names
 from digr.evaluation.settings import RobustnessConfig
 
-FIELDS = ("attack", "eps", "episodes", "seed", "attack_steps", "step_size")
-"""The :class:`RobustnessConfig` fields that are options (all of them)."""
+FIELDS = field_names(RobustnessConfig)
+"""Every :class:`RobustnessConfig` field is an option."""
 NAME = "robustness"
 HELP = "success rate / return under an observation attack (fgsm | pgd | mi-fgsm | mad) of radius eps"
 DESCRIPTION = HELP + """

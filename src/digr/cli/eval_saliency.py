@@ -17,11 +17,11 @@ from digr.cli.common import (
     seed_value,
     state_count,
 )
-from digr.cli.fields import add_fields, config_from
+from digr.cli.fields import add_fields, config_from, field_names
 from digr.evaluation.settings import SaliencyBenchmarkConfig
 
-FIELDS = ("states", "seed", "moves", "batch_size", "exact_auc", "device")
-"""The :class:`SaliencyBenchmarkConfig` fields that are options (all of them)."""
+FIELDS = field_names(SaliencyBenchmarkConfig)
+"""Every :class:`SaliencyBenchmarkConfig` field is an option."""
 NAME = "saliency"
 HELP = "saliency quality on Red-Fetch-Green's ground-truth masks: important / unimportant / AUC (Table 1)"
 DESCRIPTION = HELP + """

@@ -13,11 +13,11 @@ from digr.cli.common import (
     resolve_task,
     seed_value,
 )
-from digr.cli.fields import add_fields, config_from
+from digr.cli.fields import add_fields, config_from, field_names
 from digr.evaluation.settings import TimingConfig
 
-FIELDS = ("repeats", "max_seconds", "seed", "device")
-"""The :class:`TimingConfig` fields that are options (all of them)."""
+FIELDS = field_names(TimingConfig)
+"""Every :class:`TimingConfig` field is an option."""
 NAME = "timing"
 HELP = "milliseconds per saliency map at batch 1 for every method (+ DIGR's vanilla gradient on a student)"
 DESCRIPTION = HELP + """

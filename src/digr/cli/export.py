@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import argparse
 
-from digr.cli.fields import add_fields, config_from
+from digr.cli.fields import add_fields, config_from, field_names
 from digr.evaluation.settings import ExportConfig
 
-FIELDS = ("format",)
-"""The :class:`ExportConfig` fields that are options (all of them)."""
+FIELDS = field_names(ExportConfig)
+"""Every :class:`ExportConfig` field is an option."""
 NAME = "export"
 HELP = "write a policy as ONNX or TorchScript (returning logits and its saliency map) or an SB3 zip"
 DESCRIPTION = """Write a digr policy for deployment.

@@ -84,6 +84,11 @@ def add_fields(p: argparse.ArgumentParser, cls: type, names: Sequence[str], *,
                        required=name in required)
 
 
+def field_names(cls: type) -> tuple[str, ...]:
+    """Every field of a dataclass, in declaration order (commands whose options are all of them)."""
+    return tuple(f.name for f in fields(cls))
+
+
 def field_values(args: argparse.Namespace, names: Sequence[str]) -> dict[str, Any]:
     """The values of the generated options, ``None`` where not given."""
     return {name: getattr(args, name) for name in names}
@@ -97,4 +102,4 @@ def config_from(cls: type, args: argparse.Namespace, names: Sequence[str], **ext
     return from_options(cls, **field_values(args, names), **extra)
 
 
-__all__ = ["add_fields", "config_from", "field_docs", "field_values", "plain"]
+__all__ = ["add_fields", "config_from", "field_docs", "field_names", "field_values", "plain"]

@@ -14,11 +14,11 @@ from digr.cli.common import (
     seed_value,
     state_count,
 )
-from digr.cli.fields import add_fields, config_from
+from digr.cli.fields import add_fields, config_from, field_names
 from digr.evaluation.settings import SCORES, ExplainConfig
 
-FIELDS = ("method", "states", "seed", "stride", "score", "rows_per_panel", "device")
-"""The :class:`ExplainConfig` fields that are options (all of them)."""
+FIELDS = field_names(ExplainConfig)
+"""Every :class:`ExplainConfig` field is an option."""
 NAME = "saliency"
 HELP = "saliency maps of a policy on states from its own greedy rollouts (npz + PNG panels)"
 DESCRIPTION = """\

@@ -70,6 +70,16 @@ def _ci95(x: np.ndarray) -> float:
     return float(1.96 * x.std(ddof=1) / math.sqrt(len(x))) if len(x) > 1 else float("nan")
 
 
+def top1_shares(maps: torch.Tensor) -> torch.Tensor:
+    """``(B,)``: each map's share of its mass in its ``TOP_FRACTION`` largest pixels (0 for a map
+    with no mass); ``maps: (B, H, W)`` non-negative."""
+    m = maps.detach().double().flatten(1)
+    mass = m.sum(1)
+    k = max(1, math.ceil(TOP_FRACTION * m.shape[1]))
+    return torch.where(mass > 0, m.topk(k, dim=1).values.sum(1) / mass.clamp_min(torch.finfo(m.dtype).tiny),
+                       torch.zeros_like(mass))
+
+
 def agreement_scores(maps: torch.Tensor, reference: torch.Tensor, *, threshold: float = THRESHOLD
                      ) -> dict[str, np.ndarray]:
     """Per-state ``cc``, ``share`` and ``top1`` of ``maps`` against ``reference``.
@@ -93,9 +103,7 @@ def agreement_scores(maps: torch.Tensor, reference: torch.Tensor, *, threshold: 
     mass = m.sum(1)
     safe = mass.clamp_min(torch.finfo(m.dtype).tiny)
     share = torch.where(mass > 0, (m * (r > threshold)).sum(1) / safe, torch.zeros_like(mass))
-    k = max(1, math.ceil(TOP_FRACTION * m.shape[1]))
-    top1 = torch.where(mass > 0, m.topk(k, dim=1).values.sum(1) / safe, torch.zeros_like(mass))
-    return {"cc": cc.numpy(), "share": share.numpy(), "top1": top1.numpy()}
+    return {"cc": cc.numpy(), "share": share.numpy(), "top1": top1_shares(maps).numpy()}
 
 
 def summarize(scores: dict[str, np.ndarray]) -> Agreement:

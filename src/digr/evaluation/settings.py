@@ -10,7 +10,7 @@ its options and their ``--help`` from the same fields and docstrings
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import dataclass, fields, replace
 from typing import Any, TypeVar
 
 from digr.errors import MAX_EPISODES, MAX_STATES, DigrError, check_int
@@ -254,10 +254,5 @@ class LagConfig:
         return self
 
 
-def as_dict(cfg: Any) -> dict[str, Any]:
-    """The settings as a JSON-ready dict."""
-    return asdict(cfg)
-
-
 __all__ = ["AgreementConfig", "ExplainConfig", "ExportConfig", "LagConfig", "PerformanceConfig", "RobustnessConfig",
-           "SCORES", "SaliencyBenchmarkConfig", "TimingConfig", "as_dict", "check_fps", "from_options"]
+           "SCORES", "SaliencyBenchmarkConfig", "TimingConfig", "check_fps", "from_options"]

@@ -34,13 +34,13 @@ def _grey(img: np.ndarray) -> np.ndarray:
 
 
 def top1_share(m: np.ndarray) -> float:
-    """Share of a map's (absolute) mass in its 1% largest pixels."""
-    flat = np.abs(np.asarray(m, dtype=np.float64)).ravel()
-    total = flat.sum()
-    if total <= 0:
-        return 0.0
-    k = max(1, int(np.ceil(0.01 * flat.size)))
-    return float(np.partition(flat, flat.size - k)[-k:].sum() / total)
+    """Share of a map's (absolute) mass in its 1% largest pixels, as the agreement table's top1
+    (:func:`digr.evaluation.agreement.top1_shares`)."""
+    import torch
+
+    from digr.evaluation.agreement import top1_shares
+
+    return float(top1_shares(torch.from_numpy(np.abs(np.asarray(m, dtype=np.float64)))[None])[0])
 
 
 def _mark_spike(ax, m: np.ndarray) -> None:
