@@ -8,7 +8,9 @@ online part", in minutes instead of hours. Not a way to train students for resul
 online buffer is what keeps the student's behaviour on its own states.
 
 Prints, every ``--every`` updates, the training batches' eq. 4 term (the penalised share with the
-mean normaliser) and the map agreement on held-out states (cached reference maps).
+mean normaliser) and the map agreement on held-out states (cached reference maps); with
+``--table1 N`` also Table 1's vanilla-gradient row (important / unimportant / AUC) on N benchmark
+states, for tasks with ground-truth masks.
 
 usage: python experiments/offline_fit.py --task highway --teacher results/highway/teacher \
     --dataset runs/hw/ds --steps 1000 [--optimizer adam --lr 1e-3 --alpha 10 --blur 1.25 ...]
@@ -30,6 +32,7 @@ from digr.distill.distiller import Distiller, init_student
 from digr.distill.trainer import init_weights
 from digr.envs import get_task
 from digr.evaluation.agreement import map_agreement
+from digr.evaluation.saliency_benchmark import evaluate_saliency
 from digr.models import load_policy
 
 
@@ -42,6 +45,8 @@ def main() -> None:
     ap.add_argument("--every", type=int, default=250)
     ap.add_argument("--states", type=int, default=64)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--table1", type=int, default=0, metavar="N",
+                    help="also Table 1's vanilla-gradient row on N benchmark states (tasks with masks)")
     ap.add_argument("--train-frac", type=float, default=1.0, help="use only this share of the dataset")
     ap.add_argument("--set", action="append", default=[], metavar="FIELD=JSON",
                     help="override a DistillConfig field of the default recipe, e.g. --set alpha=1")
@@ -75,9 +80,13 @@ def main() -> None:
                                cache="runs/agreement-cache")["s"]
             kl, igr = np.mean(window, 0)
             window = []
-            print(json.dumps({"step": step, "wall_s": round(time.time() - t0), "kl": round(float(kl), 4),
-                              "train_share": round(1 - float(igr), 4), "cc": round(ag.cc, 4),
-                              "share": round(ag.share, 4), "top1": round(ag.top1, 4)}), flush=True)
+            row = {"step": step, "wall_s": round(time.time() - t0), "kl": round(float(kl), 4),
+                   "train_share": round(1 - float(igr), 4), "cc": round(ag.cc, 4),
+                   "share": round(ag.share, 4), "top1": round(ag.top1, 4)}
+            if args.table1:
+                t1 = evaluate_saliency(student, "vanilla", task=spec.name, states=args.table1, seed=0)
+                row |= {k: round(float(t1[k]), 4) for k in ("important", "unimportant", "auc")}
+            print(json.dumps(row), flush=True)
 
 
 if __name__ == "__main__":

@@ -45,3 +45,34 @@ def test_every_committed_checkpoint_has_a_stage(task):
     for ckpt in folder.rglob("model.safetensors"):
         name = ckpt.relative_to(folder).parts[0]
         assert f'--out "$OUT/{name}"' in text or name == "teacher", f"{name} has no reproduce.sh stage"
+
+
+def _flag(command: str, name: str) -> str | None:
+    words = command.split("#", 1)[0].split()
+    return words[words.index(name) + 1] if name in words else None
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_recorded_distill_commands_match_the_committed_students(task):
+    """The seed and update count in each recorded ``digr distill`` command are the committed
+    checkpoint's own (a command left over from an earlier student would reproduce another one)."""
+    import json
+
+    folder = ROOT / "results" / task
+    if not (folder / "pipeline.json").exists():
+        pytest.skip("no committed results in this checkout")
+    text = (folder / "reproduce.sh").read_text()
+    checked = 0
+    for line in text.splitlines():
+        line = line.strip()
+        if not line.startswith("digr distill"):
+            continue
+        name = line.split('--out "$OUT/', 1)[1].split('"', 1)[0]
+        meta = json.loads((folder / name / "policy" / "config.json").read_text())["meta"]
+        seed = _flag(line, "--seed")
+        assert int(seed or 0) == meta["seed"], f"{name}: recorded --seed {seed}, checkpoint seed {meta['seed']}"
+        steps = _flag(line, "--steps")
+        if steps is not None:  # without --steps the recipe's default budget applies
+            assert int(steps) == meta["steps"], f"{name}: recorded --steps {steps}, checkpoint {meta['steps']}"
+        checked += 1
+    assert checked >= 1
