@@ -9,7 +9,7 @@ from digr.errors import DigrError, check_int
 
 OPTIMIZERS = ("adam", "rmsprop")
 """Optimisers of Table 3."""
-NORMALIZERS = ("max", "mean", "topk", "pearson", "mean+pearson")
+NORMALIZERS = ("max", "mean", "topk", "pearson", "mean+pearson", "cosine")
 """Forms of eq. 4's term (:func:`digr.distill.losses.selective_penalty` implements each)."""
 STUDENT_FLS = ("sparse", "sparse-sum", "dense")
 """FLS student variants: :data:`digr.models.fls.VARIANTS`, repeated here so that the CLI builds its
