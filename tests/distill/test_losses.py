@@ -185,21 +185,3 @@ def test_mean_plus_pearson_is_the_sum_of_both_terms():
     both = selective_penalty(raw, teacher, threshold=0.5, normalizer="mean+pearson")
     parts = [selective_penalty(raw, teacher, threshold=0.5, normalizer=n) for n in ("mean", "pearson")]
     assert both.item() == pytest.approx(sum(p.item() for p in parts), abs=1e-6)
-
-
-def test_cosine_is_one_minus_the_uncentred_correlation_with_the_cut_target():
-    from digr.distill.losses import selective_penalty
-
-    teacher = torch.tensor([[[0.9, 0.5], [0.2, 0.0]]])  # threshold 0.4: target [0.9, 0.5, 0, 0]
-    raw = torch.tensor([[[1.0, 2.0], [3.0, 0.0]]])
-    t, g = torch.tensor([0.9, 0.5, 0.0, 0.0]), torch.tensor([1.0, 2.0, 3.0, 0.0])
-    want = 1 - float(g @ t / (g.norm() * t.norm()))
-    assert selective_penalty(raw, teacher, threshold=0.4, normalizer="cosine").item() == pytest.approx(want, rel=1e-6)
-    # scale-free, zero for a map proportional to the cut target ...
-    assert selective_penalty(7 * raw, teacher, threshold=0.4, normalizer="cosine").item() == pytest.approx(want, rel=1e-5)
-    exact = torch.tensor([[[0.9, 0.5], [0.0, 0.0]]]) * 3
-    assert selective_penalty(exact, teacher, threshold=0.4, normalizer="cosine").item() == pytest.approx(0.0, abs=1e-6)
-    # ... and, unlike Pearson, a uniform background on every pixel costs something
-    background = exact + 0.5
-    assert selective_penalty(background, teacher, threshold=0.4, normalizer="pearson").item() == pytest.approx(0.0, abs=1e-6)
-    assert selective_penalty(background, teacher, threshold=0.4, normalizer="cosine").item() > 0.01

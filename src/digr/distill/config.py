@@ -9,7 +9,7 @@ from digr.errors import DigrError, check_int
 
 OPTIMIZERS = ("adam", "rmsprop")
 """Optimisers of Table 3."""
-NORMALIZERS = ("max", "mean", "topk", "pearson", "mean+pearson", "cosine")
+NORMALIZERS = ("max", "mean", "topk", "pearson", "mean+pearson")
 """Forms of eq. 4's term (:func:`digr.distill.losses.selective_penalty` implements each)."""
 STUDENT_FLS = ("sparse", "sparse-sum", "dense")
 """FLS student variants: :data:`digr.models.fls.VARIANTS`, repeated here so that the CLI builds its
@@ -93,7 +93,7 @@ class DistillConfig:
     "policy distillation only" baseline through the same code path (``--no-igr``)."""
     igr_normalizer: str = "max"
     """Form of eq. 4's term: how the student's gradient map is normalised (``max``, eq. 2 literally;
-    ``mean``; ``topk``) or compared with the teacher's map (``pearson``, ``mean+pearson``, ``cosine``); see
+    ``mean``; ``topk``) or compared with the teacher's map (``pearson``, ``mean+pearson``); see
     :func:`digr.distill.losses.selective_penalty`."""
     igr_topk: int = 64
     """``k`` of the ``topk`` normaliser: the student's map is divided by the mean of its ``k``

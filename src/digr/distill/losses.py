@@ -103,12 +103,6 @@ def selective_penalty(raw_maps: torch.Tensor, teacher_maps: torch.Tensor, *, thr
       others; its range (0..2) is that of ``"mean"``'s share (0..1), so the same alpha serves.
     * ``"mean+pearson"``: the sum of the two terms above: the share of mass on penalised pixels
       and the shape inside the kept region.
-    * ``"cosine"``: ``1 - cos``, the cosine of the angle between the raw map and the cut target
-      (an *uncentred* correlation). Pearson subtracts each map's mean, so a uniform background of
-      gradient on every pixel costs it nothing although it lowers the share on the kept region;
-      the cosine counts that background in the map's norm, so it is selective on its own, and like
-      Pearson it asks the kept mass to follow the target's shape (its optimum is a map
-      proportional to the cut target). Scale-invariant, range 0..1.
     """
     if normalizer not in NORMALIZERS:
         raise DigrError(f"unknown IGR normalizer {normalizer!r}; choose one of: {', '.join(NORMALIZERS)}")
@@ -117,12 +111,6 @@ def selective_penalty(raw_maps: torch.Tensor, teacher_maps: torch.Tensor, *, thr
     if normalizer == "mean+pearson":
         return (selective_penalty(raw_maps, teacher_maps, threshold=threshold, normalizer="mean")
                 + selective_penalty(raw_maps, teacher_maps, threshold=threshold, normalizer="pearson"))
-    if normalizer == "cosine":
-        g = raw_maps.flatten(1)
-        t = (teacher_maps * (1 - penalise)).flatten(1).to(g.dtype)
-        # eps under the square roots: an all-zero map (or target) has cos = 0, not NaN
-        cos = (g * t).sum(1) / ((g.square().sum(1) + 1e-12).sqrt() * (t.square().sum(1) + 1e-12).sqrt())
-        return (1 - cos).mean()
     if normalizer == "pearson":
         g = raw_maps.flatten(1)
         t = (teacher_maps * (1 - penalise)).flatten(1).to(g.dtype)
