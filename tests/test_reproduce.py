@@ -2,6 +2,7 @@
 and that refuses an unknown stage."""
 
 import importlib.util
+import json
 import subprocess
 from pathlib import Path
 
@@ -56,8 +57,6 @@ def _flag(command: str, name: str) -> str | None:
 def test_recorded_distill_commands_match_the_committed_students(task):
     """The seed and update count in each recorded ``digr distill`` command are the committed
     checkpoint's own (a command left over from an earlier student would reproduce another one)."""
-    import json
-
     folder = ROOT / "results" / task
     if not (folder / "pipeline.json").exists():
         pytest.skip("no committed results in this checkout")
