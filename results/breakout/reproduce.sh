@@ -47,7 +47,7 @@ stage_fls() {
 }
 
 stage_teacher_next() {
-  # recorded: the teacher's run continued from its 702,464-step resume state in resumable chunks; policy/ is the 5,117,952-step checkpoint; see README.md
+  # recorded: the teacher's run continued from its 702,464-step resume state in resumable chunks; policy/ is the 5,720,064-step checkpoint; see README.md
   digr train --task breakout --out "$OUT/teacher-next" --seed 0 --threads 1 --checkpoint-every 100000
 }
 
