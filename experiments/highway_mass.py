@@ -25,9 +25,9 @@ o=obs[:,0].numpy()
 vals,counts=np.unique(np.round(o*255),return_counts=True)
 top=np.argsort(-counts)[:6]; print('common values', [(vals[i],counts[i]) for i in top])
 road=vals[np.argmax(counts)]/255
-for name,path in [('teacher','results/highway/teacher'),('d9-s0','runs/hw/d9-s0'),('meannorm','runs/hw2/digr-mean')]:
-    if not Path(path).exists():
-        print('skipped (missing):', path); continue
+POLICIES = [(n, p) for n, p in [('teacher', 'results/highway/teacher'), ('d9-s0', 'runs/hw/d9-s0'),
+                                ('meannorm', 'runs/hw2/digr-mean')] if Path(p).exists() or print('skipped (missing):', p)]
+for name,path in POLICIES:
     p=load_policy(path, task='highway')
     g=gradient_maps(p, obs).numpy()
     g=g/ g.reshape(len(g),-1).sum(1)[:,None,None]
@@ -45,10 +45,7 @@ def near(mask, px):
     return torch.nn.functional.max_pool2d(t, 2 * px + 1, stride=1, padding=px)[:, 0].numpy() > 0
 
 
-for name, path in [('teacher', 'results/highway/teacher'), ('d9-s0', 'runs/hw/d9-s0'),
-                   ('meannorm', 'runs/hw2/digr-mean')]:
-    if not Path(path).exists():
-        continue
+for name, path in POLICIES:
     g = gradient_maps(load_policy(path, task='highway'), obs).numpy()
     g = g / g.reshape(len(g), -1).sum(1)[:, None, None]
     kept = ref > 0.1
