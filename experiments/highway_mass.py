@@ -25,8 +25,9 @@ o=obs[:,0].numpy()
 vals,counts=np.unique(np.round(o*255),return_counts=True)
 top=np.argsort(-counts)[:6]; print('common values', [(vals[i],counts[i]) for i in top])
 road=vals[np.argmax(counts)]/255
-POLICIES = [(n, p) for n, p in [('teacher', 'results/highway/teacher'), ('d9-s0', 'runs/hw/d9-s0'),
-                                ('meannorm', 'runs/hw2/digr-mean')] if Path(p).exists() or print('skipped (missing):', p)]
+POLICIES = [('teacher', 'results/highway/teacher'), ('d9-s0', 'runs/hw/d9-s0'), ('meannorm', 'runs/hw2/digr-mean')]
+print('skipped (missing):', [p for _, p in POLICIES if not Path(p).exists()])
+POLICIES = [(n, p) for n, p in POLICIES if Path(p).exists()]
 for name,path in POLICIES:
     p=load_policy(path, task='highway')
     g=gradient_maps(p, obs).numpy()
