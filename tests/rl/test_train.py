@@ -40,3 +40,29 @@ def test_resumed_optimizer_state_is_loaded_without_pickle(tmp_path):
     state = torch.load(out / "resume" / "optimizer.pt", weights_only=True)
     assert state["state"], "Adam moments are saved"
     assert np.isfinite(json.loads((out / "resume" / "state.json").read_text())["num_timesteps"])
+
+
+def test_init_from_a_checkpoint_continues_its_weights_and_step_count(tmp_path):
+    src = tmp_path / "src"
+    assert _train(src, 256) == 0
+    out = tmp_path / "next"
+    args = ["train", "--task", "red-fetch-green", "--out", str(out), "--n-envs", "2", "--checkpoint-every", "256",
+            "--no-progress", "--threads", "1", "--init-from", str(src / "policy")]
+    # as many steps as the checkpoint has: nothing to train, so policy/ is the checkpoint's weights
+    assert main([*args, "--timesteps", "256"]) == 0
+    x = torch.rand(4, 3, 64, 64)
+    a, b = load_policy(src / "policy"), load_policy(out / "policy")
+    assert all(torch.equal(p, q) for p, q in zip(a(x), b(x), strict=True)), "actor and critic copied"
+    assert read_config(out / "policy")["meta"]["steps"] == 256
+    assert main([*args, "--timesteps", "512"]) == 0  # then trains on from step 256
+    assert read_config(out / "policy")["meta"]["steps"] == 512
+    assert not torch.equal(a(x)[0], load_policy(out / "policy")(x)[0])
+
+
+def test_init_from_a_checkpoint_of_another_task_is_one_clear_error(tmp_path, capsys):
+    src = tmp_path / "src"
+    assert _train(src, 256) == 0
+    rc = main(["train", "--task", "breakout", "--out", str(tmp_path / "b"), "--timesteps", "512",
+               "--no-progress", "--init-from", str(src / "policy")])
+    err = capsys.readouterr().err
+    assert rc != 0 and "Traceback" not in err and "expects observations" in err

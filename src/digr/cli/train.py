@@ -37,6 +37,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="train a Free-Lunch Saliency network instead of the plain one: sparse (FLS + "
                         "flatten), sparse-sum (FLS + sum-pool), dense (stride-1 trunk + FLS + sum-pool); "
                         "same PPO settings; recorded in config.json and the checkpoint")
+    p.add_argument("--init-from", metavar="CHECKPOINT", default=None,
+                   help="when --out holds no resume state: start from this digr checkpoint's weights "
+                        "(fresh optimizer; steps counted on from its meta), e.g. to continue a "
+                        "committed teacher whose resume/ folder is gone")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="print one JSON object (implies --no-progress)")
 
@@ -46,7 +50,8 @@ def run(args: argparse.Namespace) -> int:
 
     spec = resolve_task(args)
     cfg = PPOConfig.for_task(spec, torch_threads=args.threads or None, **field_values(args, FIELDS))
-    stats = train_teacher(spec.name, args.out, cfg, show_progress=not args.no_progress and not args.json, fls=args.fls)
+    stats = train_teacher(spec.name, args.out, cfg, show_progress=not args.no_progress and not args.json, fls=args.fls,
+                          init_from=args.init_from)
     if args.json:
         from digr.cli.common import emit
 

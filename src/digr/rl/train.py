@@ -121,9 +121,11 @@ class TeacherRun:
     ``dense``; :func:`digr.models.fls.fls_config`) trained with the same PPO settings.
     """
 
-    def __init__(self, task: str, out: str | Path, config: PPOConfig, *, fls: str | None = None) -> None:
+    def __init__(self, task: str, out: str | Path, config: PPOConfig, *, fls: str | None = None,
+                 init_from: str | Path | None = None) -> None:
         self.spec = get_task(task)
         self.out = Path(out)
+        self.init_from = None if init_from is None else Path(init_from)
         self.config = config.validate()
         self.fls = fls
         self.policy_config = PolicyConfig.for_task(self.spec)
@@ -214,7 +216,10 @@ class TeacherRun:
         recover_folders(self.out, ("resume", "policy"))
         resume = self.out / "resume"
         if not (resume / "state.json").exists():
-            self._trim_progress(0)
+            if self.init_from is not None:
+                self._init_from_checkpoint(model)
+            else:
+                self._trim_progress(0)
             return
         try:
             state = json.loads((resume / "state.json").read_text())
@@ -239,6 +244,34 @@ class TeacherRun:
         self._trim_progress(model.num_timesteps)
         self.wall_before = float(state.get("wall_s", 0.0))
         self.episodes_before = int(state.get("episodes", 0))
+
+    def _init_from_checkpoint(self, model: PPO) -> None:
+        """Start from a digr checkpoint's weights (actor, critic and trunk) with a fresh optimizer.
+
+        For continuing a run whose resume state is gone (only ``policy/`` was kept, e.g. a
+        committed teacher): the step count, wall time and episode count go on from the
+        checkpoint's ``meta``; Adam's moments start again from zero, so the continuation is not
+        bit-identical to an uninterrupted run (the first updates are Adam's bias-corrected ones).
+        """
+        from digr.models.checkpoint import load_policy, read_config
+
+        policy = load_policy(self.init_from, task=self.spec.name)
+        if policy.config.to_dict() != self.policy_config.to_dict():
+            raise DigrError(f"--init-from {self.init_from}: its network differs from this run's "
+                            f"({policy.config.to_dict()} vs {self.policy_config.to_dict()})")
+        extractor = model.policy.features_extractor
+        if not hasattr(extractor, "trunk"):
+            raise DigrError("--init-from needs digr's own features extractor")
+        extractor.trunk.load_state_dict(policy.trunk.state_dict())
+        model.policy.action_net.load_state_dict(policy.pi.state_dict())
+        model.policy.value_net.load_state_dict(policy.v.state_dict())
+        meta = read_config(self.init_from).get("meta") or {}
+        steps, stats = meta.get("steps", 0), meta.get("stats") or {}
+        model.num_timesteps = steps if isinstance(steps, int) and not isinstance(steps, bool) and steps >= 0 else 0
+        self._trim_progress(model.num_timesteps)
+        wall, episodes = stats.get("wall_s", 0.0), stats.get("episodes", 0)
+        self.wall_before = float(wall) if isinstance(wall, (int, float)) and not isinstance(wall, bool) else 0.0
+        self.episodes_before = episodes if isinstance(episodes, int) and not isinstance(episodes, bool) else 0
 
     def train(self, *, show_progress: bool = True) -> dict[str, Any]:
         """Train (or continue) until ``total_timesteps``; returns the final statistics."""
@@ -275,7 +308,8 @@ def _unique_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 
 def train_teacher(task: str, out: str | Path, config: PPOConfig, *, show_progress: bool = True,
-                  fls: str | None = None) -> dict[str, Any]:
+                  fls: str | None = None, init_from: str | Path | None = None) -> dict[str, Any]:
     """Train a PPO teacher for ``task`` into the run folder ``out`` (resuming if possible);
-    ``fls`` picks an FLS variant of the task's network (see :class:`TeacherRun`)."""
-    return TeacherRun(task, out, config, fls=fls).train(show_progress=show_progress)
+    ``fls`` picks an FLS variant of the task's network; ``init_from`` a digr checkpoint to start
+    from when ``out`` holds no resume state (see :meth:`TeacherRun._init_from_checkpoint`)."""
+    return TeacherRun(task, out, config, fls=fls, init_from=init_from).train(show_progress=show_progress)
