@@ -12,18 +12,18 @@ export PATH="$PWD/.venv/bin:$PATH"
 mkdir -p "$OUT"
 
 stage_teacher() {
-  # recorded: stopped after the 160,000-step checkpoint; see README.md
+  # recorded: a new run from scratch (session 11), same settings as the 160k teacher; policy/ is its 200,000-step checkpoint (it was teacher-next/); see README.md
   digr train --task highway --out "$OUT/teacher" --seed 0 --timesteps 1000000 --checkpoint-every 20000 --threads 1
 }
 
 stage_dataset() {
-  # recorded: wrote runs/hw/ds
+  # recorded: wrote runs/hw-next/ds
   digr dataset --teacher results/highway/teacher --task highway --out "$OUT/dataset" --size 512 --workers 1 --seed 0 --stride 4 --truncate 3.53
 }
 
 stage_digr() {
-  # recorded: the default recipe; run to 1,000 updates, then resumed to 2,000; seed 1 = the median cc of seeds 0-2 at 2,000 (rules stated before the runs; results/recipe-ablation.md)
-  digr distill --teacher results/highway/teacher --dataset "$OUT/dataset" --task highway --out "$OUT/digr" --seed 1 --steps 2000 --eval-every 0 --eval-episodes 0 --checkpoint-every 500 --threads 1
+  # recorded: the default recipe; seed 2 = the median cc of seeds 0-2 at 2,000 updates (rule stated before the runs; results/recipe-ablation.md, session 12)
+  digr distill --teacher results/highway/teacher --dataset "$OUT/dataset" --task highway --out "$OUT/digr" --seed 2 --steps 2000 --eval-every 0 --eval-episodes 0 --checkpoint-every 250 --threads 1
 }
 
 stage_distill_only() {
@@ -31,18 +31,12 @@ stage_distill_only() {
 }
 
 stage_dataset_1() {
-  # recorded: wrote runs/hw2/dataset
-  digr dataset --teacher results/highway/teacher --task highway --out "$OUT/dataset-1" --workers 2 --seed 0 --stride 4 --truncate 3.53
+  # recorded: wrote runs/hw-next/dataset
+  digr dataset --teacher results/highway/teacher --task highway --out "$OUT/dataset-1" --workers 1 --seed 0 --stride 4 --truncate 3.53
 }
 
 stage_digr_paper() {
-  # recorded: launched with --steps 3000 and stopped after the 2,000-update checkpoint (no schedule depends on --steps); see README.md
   digr distill --recipe paper --teacher results/highway/teacher --dataset "$OUT/dataset-1" --task highway --out "$OUT/digr-paper" --steps 2000 --eval-every 1000 --eval-episodes 20 --checkpoint-every 250 --seed 0 --threads 1
-}
-
-stage_teacher_next() {
-  # recorded: a new run from scratch (session 11), same settings as teacher/; policy/ is its 200,000-step checkpoint; see README.md
-  digr train --task highway --out "$OUT/teacher-next" --seed 0 --timesteps 1000000 --checkpoint-every 20000 --threads 1
 }
 
 stage_report() {
@@ -50,7 +44,7 @@ stage_report() {
   digr report "$OUT"
 }
 
-STAGES=(teacher dataset digr distill-only dataset-1 digr-paper teacher-next report)
+STAGES=(teacher dataset digr distill-only dataset-1 digr-paper report)
 for s in "${@:-${STAGES[@]}}"; do
   case " ${STAGES[*]} " in *" $s "*) ;; *) echo "reproduce.sh: unknown stage $s (stages: ${STAGES[*]})" >&2; exit 2;; esac
   echo "== $s" >&2
