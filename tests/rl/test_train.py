@@ -66,3 +66,4 @@ def test_init_from_a_checkpoint_of_another_task_is_one_clear_error(tmp_path, cap
                "--no-progress", "--init-from", str(src / "policy")])
     err = capsys.readouterr().err
     assert rc != 0 and "Traceback" not in err and "expects observations" in err
+    assert not (tmp_path / "b").exists(), "nothing is created for a refused --init-from"

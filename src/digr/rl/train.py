@@ -278,6 +278,10 @@ class TeacherRun:
         from digr.io import claim_folder
 
         claim_folder(self.out, "teacher run")
+        if self.init_from is not None:  # a wrong --init-from fails before the run folder is made
+            from digr.models.checkpoint import load_policy
+
+            load_policy(self.init_from, task=self.spec.name)
         self.out.mkdir(parents=True, exist_ok=True)
         self._check_config(write=False)
         torch.set_num_threads(self.config.torch_threads)
