@@ -31,7 +31,7 @@ from digr.envs import get_task, make_env
 from digr.errors import DigrError
 from digr.io import atomic_dir, atomic_write_json, atomic_write_text, recover_folders
 from digr.models.checkpoint import save_policy
-from digr.models.cnn import PolicyConfig
+from digr.models.cnn import PolicyConfig, PolicyNet
 from digr.models.fls import fls_config
 from digr.rl.config import PPOConfig
 from digr.rl.sb3 import policy_from_sb3, policy_kwargs
@@ -212,12 +212,12 @@ class TeacherRun:
         if len(keep) != len(lines):
             atomic_write_text(path, "".join(f"{line}\n" for line in keep))
 
-    def _resume(self, model: PPO) -> None:
+    def _resume(self, model: PPO, init: PolicyNet | None = None) -> None:
         recover_folders(self.out, ("resume", "policy"))
         resume = self.out / "resume"
         if not (resume / "state.json").exists():
-            if self.init_from is not None:
-                self._init_from_checkpoint(model)
+            if init is not None:
+                self._init_from_checkpoint(model, init)
             else:
                 self._trim_progress(0)
             return
@@ -245,7 +245,17 @@ class TeacherRun:
         self.wall_before = float(state.get("wall_s", 0.0))
         self.episodes_before = int(state.get("episodes", 0))
 
-    def _init_from_checkpoint(self, model: PPO) -> None:
+    def _load_init(self) -> PolicyNet:
+        """The ``init_from`` checkpoint, refused unless it is this run's network."""
+        from digr.models.checkpoint import load_policy
+
+        policy = load_policy(self.init_from, task=self.spec.name)
+        if policy.config.to_dict() != self.policy_config.to_dict():
+            raise DigrError(f"--init-from {self.init_from}: its network differs from this run's "
+                            f"({policy.config.to_dict()} vs {self.policy_config.to_dict()})")
+        return policy
+
+    def _init_from_checkpoint(self, model: PPO, policy: PolicyNet) -> None:
         """Start from a digr checkpoint's weights (actor, critic and trunk) with a fresh optimizer.
 
         For continuing a run whose resume state is gone (only ``policy/`` was kept, e.g. a
@@ -253,12 +263,8 @@ class TeacherRun:
         checkpoint's ``meta``; Adam's moments start again from zero, so the continuation is not
         bit-identical to an uninterrupted run (the first updates are Adam's bias-corrected ones).
         """
-        from digr.models.checkpoint import load_policy, read_config
+        from digr.models.checkpoint import read_config
 
-        policy = load_policy(self.init_from, task=self.spec.name)
-        if policy.config.to_dict() != self.policy_config.to_dict():
-            raise DigrError(f"--init-from {self.init_from}: its network differs from this run's "
-                            f"({policy.config.to_dict()} vs {self.policy_config.to_dict()})")
         extractor = model.policy.features_extractor
         if not hasattr(extractor, "trunk"):
             raise DigrError("--init-from needs digr's own features extractor")
@@ -278,15 +284,13 @@ class TeacherRun:
         from digr.io import claim_folder
 
         claim_folder(self.out, "teacher run")
-        if self.init_from is not None:  # a wrong --init-from fails before the run folder is made
-            from digr.models.checkpoint import load_policy
-
-            load_policy(self.init_from, task=self.spec.name)
+        # a wrong --init-from fails before the run folder is made
+        init = self._load_init() if self.init_from is not None else None
         self.out.mkdir(parents=True, exist_ok=True)
         self._check_config(write=False)
         torch.set_num_threads(self.config.torch_threads)
         model = self.build()
-        self._resume(model)  # a resume state that cannot be used is refused before anything is written
+        self._resume(model, init)  # a resume state that cannot be used is refused before anything is written
         self._check_config(write=True)
         remaining = self.config.total_timesteps - model.num_timesteps
         cb = _Progress(self, show=show_progress)
