@@ -47,7 +47,7 @@ stage_fls() {
 }
 
 stage_teacher_next() {
-  # recorded: the teacher's run continued from its 702,464-step resume state in resumable chunks to ~5.94M (sessions 7-11), then from the committed 5,720,064-step checkpoint with --init-from results/breakout/teacher-next/policy (session 12); policy/ is the 7,727,104-step checkpoint; see README.md
+  # recorded: the teacher's run continued from its 702,464-step resume state in resumable chunks to ~5.94M (sessions 7-11), then from the committed 5,720,064-step checkpoint with --init-from results/breakout/teacher-next/policy (session 12); policy/ is the 8,028,160-step checkpoint; see README.md
   digr train --task breakout --out "$OUT/teacher-next" --seed 0 --threads 1 --checkpoint-every 100000
 }
 
