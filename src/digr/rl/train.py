@@ -265,10 +265,7 @@ class TeacherRun:
         """
         from digr.models.checkpoint import read_config
 
-        extractor = model.policy.features_extractor
-        if not hasattr(extractor, "trunk"):
-            raise DigrError("--init-from needs digr's own features extractor")
-        extractor.trunk.load_state_dict(policy.trunk.state_dict())
+        model.policy.features_extractor.trunk.load_state_dict(policy.trunk.state_dict())  # build()'s SB3Trunk
         model.policy.action_net.load_state_dict(policy.pi.state_dict())
         model.policy.value_net.load_state_dict(policy.v.state_dict())
         meta = read_config(self.init_from).get("meta") or {}
