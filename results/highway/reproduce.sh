@@ -22,8 +22,8 @@ stage_dataset() {
 }
 
 stage_digr() {
-  # recorded: the default recipe; seed 2 = the median cc of seeds 0-2 at 2,000 updates (rule stated before the runs; results/recipe-ablation.md, session 12)
-  digr distill --teacher results/highway/teacher --dataset "$OUT/dataset" --task highway --out "$OUT/digr" --seed 2 --steps 2000 --eval-every 0 --eval-episodes 0 --checkpoint-every 250 --threads 1
+  # recorded: the default recipe; run to 2,000 updates, then resumed to 3,000 (same command with --steps 3000); seed 0 = the median cc of seeds 0-2 at 3,000 updates (rules stated before the runs; results/recipe-ablation.md, session 12)
+  digr distill --teacher results/highway/teacher --dataset "$OUT/dataset" --task highway --out "$OUT/digr" --seed 0 --steps 3000 --eval-every 0 --eval-episodes 0 --checkpoint-every 250 --threads 1
 }
 
 stage_distill_only() {
@@ -39,17 +39,12 @@ stage_digr_paper() {
   digr distill --recipe paper --teacher results/highway/teacher --dataset "$OUT/dataset-1" --task highway --out "$OUT/digr-paper" --steps 2000 --eval-every 1000 --eval-episodes 20 --checkpoint-every 250 --seed 0 --threads 1
 }
 
-stage_digr_3k() {
-  # recorded: the default recipe, seed 0 run to 2,000 updates then resumed to 3,000; the median cc of seeds 0-2 at 3,000, due to become digr/ by the rule in results/recipe-ablation.md (session 12) once the report is regenerated on it
-  digr distill --recipe default --teacher results/highway/teacher --dataset "$OUT/dataset" --task highway --out "$OUT/digr-3k" --seed 0 --steps 3000 --eval-every 0 --eval-episodes 0 --checkpoint-every 250 --threads 1
-}
-
 stage_report() {
   cp results/highway/pipeline.json "$OUT/pipeline.json"
   digr report "$OUT"
 }
 
-STAGES=(teacher dataset digr distill-only dataset-1 digr-paper digr-3k report)
+STAGES=(teacher dataset digr distill-only dataset-1 digr-paper report)
 for s in "${@:-${STAGES[@]}}"; do
   case " ${STAGES[*]} " in *" $s "*) ;; *) echo "reproduce.sh: unknown stage $s (stages: ${STAGES[*]})" >&2; exit 2;; esac
   echo "== $s" >&2
