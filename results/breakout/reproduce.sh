@@ -12,33 +12,26 @@ export PATH="$PWD/.venv/bin:$PATH"
 mkdir -p "$OUT"
 
 stage_teacher() {
-  # recorded: stopped after the 702,464-step checkpoint; see README.md
-  digr train --task breakout --out "$OUT/teacher" --seed 0 --threads 2 --checkpoint-every 100000
+  # recorded: the run of sessions 1-11 (702,464 steps with --threads 2, then resumable chunks to ~5.94M), continued in session 12 with --init-from results/breakout/teacher/policy from its 5,720,064-step checkpoint; policy/ is the 8,028,160-step checkpoint; see README.md
+  digr train --task breakout --out "$OUT/teacher" --seed 0 --threads 1 --checkpoint-every 100000
 }
 
 stage_dataset() {
-  # recorded: wrote runs/bo8/ds10k
+  # recorded: wrote runs/bo-next/ds10k
   digr dataset --teacher results/breakout/teacher --task breakout --out "$OUT/dataset" --size 10000 --seed 0 --stride 4 --truncate 3.53
 }
 
 stage_digr() {
-  # recorded: the default recipe; run to 3,000 updates, then resumed to 6,000 and 9,000; seed 1 = the median cc of seeds 0-2 at 9,000
-  digr distill --teacher results/breakout/teacher --dataset "$OUT/dataset" --task breakout --out "$OUT/digr" --seed 1 --steps 9000 --eval-every 0 --eval-episodes 0 --checkpoint-every 500 --threads 1
+  # recorded: the default recipe; started with --steps 9000, stopped after its 3,000-update checkpoint and closed with this command (the amended rule); seed 0 = the median cc of seeds 0-2 at 3,000 (rule stated before the runs; results/recipe-ablation.md, session 13)
+  digr distill --teacher results/breakout/teacher --dataset "$OUT/dataset" --task breakout --out "$OUT/digr" --seed 0 --steps 3000 --eval-every 0 --eval-episodes 0 --checkpoint-every 500 --threads 1
 }
 
 stage_distill_only() {
-  # recorded: run with --steps 3000, then resumed to 6000 and 9000
-  digr distill --recipe paper --teacher results/breakout/teacher --task breakout --no-igr --out "$OUT/distill-only" --steps 9000 --eval-every 1000 --eval-episodes 10 --checkpoint-every 250 --seed 0 --threads 1
+  digr distill --recipe paper --teacher results/breakout/teacher --task breakout --no-igr --out "$OUT/distill-only" --steps 9000 --eval-every 0 --eval-episodes 0 --checkpoint-every 250 --seed 0 --threads 1
 }
 
 stage_digr_paper() {
-  # recorded: run on runs/bo/dataset, the same 10k-state dataset (sha256 312bea00..., as runs/bo8/ds10k); run with --steps 3000, then resumed to 6000 and 9000
-  digr distill --teacher results/breakout/teacher --dataset "$OUT/dataset" --task breakout --recipe paper --out "$OUT/digr-paper" --steps 9000 --eval-every 1000 --eval-episodes 10 --checkpoint-every 250 --seed 0 --threads 1
-}
-
-stage_digr_meannorm() {
-  # recorded: run on runs/bo/dataset, the same 10k-state dataset (sha256 312bea00..., as runs/bo8/ds10k)
-  digr distill --recipe paper --teacher results/breakout/teacher --dataset "$OUT/dataset" --task breakout --out "$OUT/digr-meannorm" --steps 6000 --alpha 10 --igr-normalizer mean --eval-every 1000 --eval-episodes 10 --checkpoint-every 250 --seed 0 --threads 1
+  digr distill --recipe paper --teacher results/breakout/teacher --dataset "$OUT/dataset" --task breakout --out "$OUT/digr-paper" --steps 9000 --eval-every 0 --eval-episodes 0 --checkpoint-every 250 --seed 0 --threads 1
 }
 
 stage_fls() {
@@ -46,17 +39,12 @@ stage_fls() {
   digr train --task breakout --fls sparse --out "$OUT/fls" --seed 0 --timesteps 400000 --checkpoint-every 100000 --threads 1
 }
 
-stage_teacher_next() {
-  # recorded: the teacher's run continued from its 702,464-step resume state in resumable chunks to ~5.94M (sessions 7-11), then from the committed 5,720,064-step checkpoint with --init-from results/breakout/teacher-next/policy (session 12); policy/ is the 8,028,160-step checkpoint; see README.md
-  digr train --task breakout --out "$OUT/teacher-next" --seed 0 --threads 1 --checkpoint-every 100000
-}
-
 stage_report() {
   cp results/breakout/pipeline.json "$OUT/pipeline.json"
   digr report "$OUT"
 }
 
-STAGES=(teacher dataset digr distill-only digr-paper digr-meannorm fls teacher-next report)
+STAGES=(teacher dataset digr distill-only digr-paper fls report)
 for s in "${@:-${STAGES[@]}}"; do
   case " ${STAGES[*]} " in *" $s "*) ;; *) echo "reproduce.sh: unknown stage $s (stages: ${STAGES[*]})" >&2; exit 2;; esac
   echo "== $s" >&2
