@@ -101,6 +101,81 @@ def test_bad_adversarial_settings_are_refused(bad):
         tiny(**bad)
 
 
+@pytest.mark.parametrize("bad", [{"rollout_greedy": -0.1}, {"rollout_greedy": 1.5},
+                                 {"distill_temperature": 0.0}, {"distill_temperature": float("nan")}])
+def test_bad_rollout_and_temperature_settings_are_refused(bad):
+    with pytest.raises(DigrError, match=next(iter(bad))):
+        tiny(**bad)
+
+
+class _Fixed(torch.nn.Module):
+    """A policy whose probabilities are ``probs`` on every state."""
+
+    def __init__(self, probs):
+        super().__init__()
+        self.logits = torch.log(torch.tensor(probs))
+
+    def forward(self, x):
+        return self.logits.expand(x.shape[0], -1)
+
+
+@pytest.mark.parametrize("greedy", [0.0, 1.0])
+def test_rollouts_act_greedily_with_probability_rollout_greedy(monkeypatch, greedy):
+    import numpy as np
+
+    from digr.distill import trainer
+
+    taken = []
+
+    class Env:
+        def reset(self, seed=None):
+            return np.zeros((4, 4, 1), np.uint8), {}
+
+        def step(self, a):
+            taken.append(a)
+            return np.zeros((4, 4, 1), np.uint8), 0.0, False, False, {}
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(trainer, "make_env", lambda spec: Env())
+    r = trainer.Rollouts(TASK, 4, rng=np.random.default_rng(0), greedy=greedy)
+    monkeypatch.setattr(trainer, "to_tensor", lambda raw, shape: torch.zeros(len(raw), 1))
+    policy = _Fixed([0.1, 0.6, 0.1, 0.1, 0.1])  # the most likely action is 1
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(50):
+        r.step(policy, generator=gen)
+    share = taken.count(1) / len(taken)
+    if greedy == 1.0:
+        assert share == 1.0
+    else:
+        assert 0.45 < share < 0.75  # sampled: action 1 about 60% of the time
+
+
+def test_distill_temperature_sharpens_the_kl_target(monkeypatch, tmp_path, teacher_ckpt, tiny_dataset):
+    from digr.distill.losses import sharpen
+
+    seen = []
+    update = Distiller.update
+
+    def spy(self, obs, teacher_probs, **kw):
+        seen.append((obs.clone(), teacher_probs.clone()))
+        return update(self, obs, teacher_probs, **kw)
+
+    monkeypatch.setattr(Distiller, "update", spy)
+    out = tmp_path / "cold"
+    train_student(teacher_ckpt, tiny_dataset, TASK, out,
+                  tiny(steps=2, eval_episodes=0, distill_temperature=0.25, rollout_greedy=0.5))
+    saved = json.loads((out / "config.json").read_text())["distill"]
+    assert saved["distill_temperature"] == 0.25 and saved["rollout_greedy"] == 0.5
+    teacher = load_policy(teacher_ckpt)
+    for obs, target in seen:
+        with torch.no_grad():
+            p = torch.softmax(teacher(obs), -1)
+        assert torch.allclose(target, sharpen(p, 0.25), atol=1e-6)
+        assert not torch.allclose(target, p, atol=1e-3)  # the target is not the plain teacher
+
+
 def test_distillation_updates_reduce_kl(teacher_ckpt):
     teacher = load_policy(teacher_ckpt)
     obs = torch.rand(16, 3, 64, 64)

@@ -88,6 +88,17 @@ class DistillConfig:
     """Number of updates (optimizer steps) in total; a resumed run continues up to this."""
     n_envs: int = 8
     """Environments the student steps once per update (sampling from its own distribution)."""
+    rollout_greedy: float = 0.0
+    """An extension beyond the paper: the probability that the student, when it fills the online
+    buffer, takes its most likely action instead of sampling one (per env and step). 0 is the
+    paper's Figure 2 (the student samples). Evaluations play the greedy policy, and a sampling
+    student rarely reaches the states greedy play does (on Breakout, the late game of a policy
+    that keeps the ball in play), so the KL never sees them."""
+    distill_temperature: float = 1.0
+    """An extension beyond the paper: the KL's target is the teacher's distribution at this
+    temperature, ``softmax(log pi_t / T)`` (1: the paper's ``KL(pi_t || pi_theta)``). Below 1 the
+    target leans towards the teacher's most likely action, the action its greedy play takes, where
+    the teacher itself is unsure (Rusu et al. 2016 distil at a low temperature for this reason)."""
     use_igr: bool = True
     """Include the selective input-gradient regularisation; False is the paper's
     "policy distillation only" baseline through the same code path (``--no-igr``)."""
@@ -144,7 +155,8 @@ class DistillConfig:
     def validate(self) -> "DistillConfig":
         from digr.errors import MAX_ENVS, MAX_SEED, check_finite
 
-        for name in ("alpha", "threshold", "learning_rate", "adv_eps", "adv_weight", "student_input_blur"):
+        for name in ("alpha", "threshold", "learning_rate", "adv_eps", "adv_weight", "student_input_blur",
+                     "rollout_greedy", "distill_temperature"):
             check_finite(name, getattr(self, name))
         if self.max_grad_norm is not None:
             check_finite("max_grad_norm", self.max_grad_norm)
@@ -171,6 +183,10 @@ class DistillConfig:
             raise DigrError(f"adv_weight must be >= 0, got {self.adv_weight}")
         if self.adv_steps < 1:
             raise DigrError(f"adv_steps must be >= 1, got {self.adv_steps}")
+        if not 0.0 <= self.rollout_greedy <= 1.0:
+            raise DigrError(f"rollout_greedy must be a probability in [0, 1], got {self.rollout_greedy}")
+        if not 0.01 <= self.distill_temperature <= 100.0:
+            raise DigrError(f"distill_temperature must be in [0.01, 100], got {self.distill_temperature}")
         if self.alpha < 0:
             raise DigrError(f"alpha must be >= 0, got {self.alpha}")
         if not 0.0 <= self.threshold <= 1.0:

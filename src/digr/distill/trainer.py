@@ -41,6 +41,7 @@ from digr.distill.buffer import StateBuffer
 from digr.distill.config import RESUMABLE_FIELDS, DistillConfig
 from digr.distill.dataset import SaliencyDataset, load_dataset
 from digr.distill.distiller import Distiller, init_student
+from digr.distill.losses import sharpen
 from digr.envs import get_task, make_env
 from digr.errors import DigrError, check_int
 from digr.io import atomic_dir, atomic_write_json, atomic_write_text, claim_folder, recover_folders
@@ -146,10 +147,12 @@ def _trim_metrics(path: Path, last_step: int) -> None:
 
 # -- the training loop -----------------------------------------------------------------------------
 class Rollouts:
-    """``n_envs`` environments stepped by the student with sampled actions."""
+    """``n_envs`` environments stepped by the student: each action is sampled from its distribution,
+    or with probability ``greedy`` its most likely one (``DistillConfig.rollout_greedy``)."""
 
-    def __init__(self, task: str, n_envs: int, *, rng: np.random.Generator) -> None:
+    def __init__(self, task: str, n_envs: int, *, rng: np.random.Generator, greedy: float = 0.0) -> None:
         self.spec = get_task(task)
+        self.greedy = greedy
         self.rng = rng
         self.envs = [make_env(self.spec) for _ in range(n_envs)]
         self.obs = [env.reset(seed=int(rng.integers(2**31)))[0] for env in self.envs]
@@ -159,7 +162,11 @@ class Rollouts:
         raw = np.stack(self.obs)
         with torch.no_grad():
             probs = torch.softmax(student(to_tensor(raw, self.spec.obs_shape)), -1)
-        actions = torch.multinomial(probs, 1, generator=generator).squeeze(-1).tolist()
+        actions = torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+        if self.greedy > 0:  # no draw at 0, so the paper's runs keep their random stream
+            take = torch.rand(len(actions), generator=generator) < self.greedy
+            actions = torch.where(take, probs.argmax(-1), actions)
+        actions = actions.tolist()
         for i, (env, a) in enumerate(zip(self.envs, actions)):
             o, _, term, trunc, _ = env.step(a)
             if term or trunc:
@@ -284,7 +291,7 @@ def train_student(
     ss = np.random.SeedSequence([cfg.seed, step])
     rng = np.random.default_rng(ss.spawn(1)[0])
     gen = torch.Generator().manual_seed(int(ss.generate_state(1, np.uint64)[0] % 2**63))
-    rollouts = Rollouts(spec.name, cfg.n_envs, rng=rng)
+    rollouts = Rollouts(spec.name, cfg.n_envs, rng=rng, greedy=cfg.rollout_greedy)
     buffer = StateBuffer(cfg.buffer_size, spec.obs_shape)
     while len(buffer) < cfg.batch_size:  # refill (or fill) before the first update
         buffer.add(rollouts.step(student, generator=gen))
@@ -306,7 +313,7 @@ def train_student(
             buffer.add(rollouts.step(student, generator=gen))
             obs = buffer.sample(cfg.batch_size, generator=gen)
             with torch.no_grad():
-                teacher_probs = torch.softmax(teacher_net(obs), -1)
+                teacher_probs = sharpen(torch.softmax(teacher_net(obs), -1), cfg.distill_temperature)
             igr_obs = igr_maps = None
             if data is not None:
                 idx = torch.randint(len(data), (cfg.batch_size,), generator=gen)
