@@ -101,7 +101,7 @@ def test_bad_adversarial_settings_are_refused(bad):
         tiny(**bad)
 
 
-@pytest.mark.parametrize("bad", [{"rollout_greedy": -0.1}, {"rollout_greedy": 1.5},
+@pytest.mark.parametrize("bad", [{"rollout_greedy": -0.1}, {"rollout_greedy": 1.5}, {"rollout_teacher": 2.0},
                                  {"distill_temperature": 0.0}, {"distill_temperature": float("nan")}])
 def test_bad_rollout_and_temperature_settings_are_refused(bad):
     with pytest.raises(DigrError, match=next(iter(bad))):
@@ -119,8 +119,8 @@ class _Fixed(torch.nn.Module):
         return self.logits.expand(x.shape[0], -1)
 
 
-@pytest.mark.parametrize("greedy", [0.0, 1.0])
-def test_rollouts_act_greedily_with_probability_rollout_greedy(monkeypatch, greedy):
+@pytest.mark.parametrize("greedy,teacher_prob", [(0.0, 0.0), (1.0, 0.0), (1.0, 1.0), (1.0, 0.5)])
+def test_rollouts_act_greedily_or_as_the_teacher(monkeypatch, greedy, teacher_prob):
     import numpy as np
 
     from digr.distill import trainer
@@ -139,17 +139,20 @@ def test_rollouts_act_greedily_with_probability_rollout_greedy(monkeypatch, gree
             pass
 
     monkeypatch.setattr(trainer, "make_env", lambda spec: Env())
-    r = trainer.Rollouts(TASK, 4, rng=np.random.default_rng(0), greedy=greedy)
+    teacher = _Fixed([0.1, 0.1, 0.1, 0.1, 0.6])  # the teacher's most likely action is 4
+    r = trainer.Rollouts(TASK, 4, rng=np.random.default_rng(0), greedy=greedy, teacher=teacher,
+                         teacher_prob=teacher_prob)
     monkeypatch.setattr(trainer, "to_tensor", lambda raw, shape: torch.zeros(len(raw), 1))
-    policy = _Fixed([0.1, 0.6, 0.1, 0.1, 0.1])  # the most likely action is 1
+    policy = _Fixed([0.1, 0.6, 0.1, 0.1, 0.1])  # the student's most likely action is 1
     gen = torch.Generator().manual_seed(0)
     for _ in range(50):
         r.step(policy, generator=gen)
-    share = taken.count(1) / len(taken)
-    if greedy == 1.0:
-        assert share == 1.0
+    student, by_teacher = taken.count(1) / len(taken), taken.count(4) / len(taken)
+    if greedy == 0.0:
+        assert 0.45 < student < 0.75  # sampled: action 1 about 60% of the time
     else:
-        assert 0.45 < share < 0.75  # sampled: action 1 about 60% of the time
+        assert student + by_teacher == 1.0  # only the two greedy actions are taken
+        assert by_teacher == pytest.approx(teacher_prob, abs=0.1)
 
 
 def test_distill_temperature_sharpens_the_kl_target(monkeypatch, tmp_path, teacher_ckpt, tiny_dataset):

@@ -94,6 +94,12 @@ class DistillConfig:
     paper's Figure 2 (the student samples). Evaluations play the greedy policy, and a sampling
     student rarely reaches the states greedy play does (on Breakout, the late game of a policy
     that keeps the ball in play), so the KL never sees them."""
+    rollout_teacher: float = 0.0
+    """An extension beyond the paper: the probability that a step of the online rollouts is the
+    teacher's most likely action instead of the student's (DAgger's mixture, Ross et al. 2011; 0:
+    the paper's, the student alone acts). The states still go into the buffer and are labelled by
+    the teacher as any other; the teacher's greedy play carries the rollouts into states that the
+    student's own play seldom reaches (on Breakout, the late game past the student's score)."""
     distill_temperature: float = 1.0
     """An extension beyond the paper: the KL's target is the teacher's distribution at this
     temperature, ``softmax(log pi_t / T)`` (1: the paper's ``KL(pi_t || pi_theta)``). Below 1 the
@@ -156,7 +162,7 @@ class DistillConfig:
         from digr.errors import MAX_ENVS, MAX_SEED, check_finite
 
         for name in ("alpha", "threshold", "learning_rate", "adv_eps", "adv_weight", "student_input_blur",
-                     "rollout_greedy", "distill_temperature"):
+                     "rollout_greedy", "rollout_teacher", "distill_temperature"):
             check_finite(name, getattr(self, name))
         if self.max_grad_norm is not None:
             check_finite("max_grad_norm", self.max_grad_norm)
@@ -185,6 +191,8 @@ class DistillConfig:
             raise DigrError(f"adv_steps must be >= 1, got {self.adv_steps}")
         if not 0.0 <= self.rollout_greedy <= 1.0:
             raise DigrError(f"rollout_greedy must be a probability in [0, 1], got {self.rollout_greedy}")
+        if not 0.0 <= self.rollout_teacher <= 1.0:
+            raise DigrError(f"rollout_teacher must be a probability in [0, 1], got {self.rollout_teacher}")
         if not 0.01 <= self.distill_temperature <= 100.0:
             raise DigrError(f"distill_temperature must be in [0.01, 100], got {self.distill_temperature}")
         if self.alpha < 0:

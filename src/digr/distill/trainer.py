@@ -148,11 +148,16 @@ def _trim_metrics(path: Path, last_step: int) -> None:
 # -- the training loop -----------------------------------------------------------------------------
 class Rollouts:
     """``n_envs`` environments stepped by the student: each action is sampled from its distribution,
-    or with probability ``greedy`` its most likely one (``DistillConfig.rollout_greedy``)."""
+    or with probability ``greedy`` its most likely one (``DistillConfig.rollout_greedy``); with
+    probability ``teacher_prob`` the step is the ``teacher``'s most likely action instead
+    (``DistillConfig.rollout_teacher``, DAgger's mixture)."""
 
-    def __init__(self, task: str, n_envs: int, *, rng: np.random.Generator, greedy: float = 0.0) -> None:
+    def __init__(self, task: str, n_envs: int, *, rng: np.random.Generator, greedy: float = 0.0,
+                 teacher: PolicyNet | None = None, teacher_prob: float = 0.0) -> None:
         self.spec = get_task(task)
         self.greedy = greedy
+        self.teacher = teacher
+        self.teacher_prob = teacher_prob if teacher is not None else 0.0
         self.rng = rng
         self.envs = [make_env(self.spec) for _ in range(n_envs)]
         self.obs = [env.reset(seed=int(rng.integers(2**31)))[0] for env in self.envs]
@@ -160,12 +165,18 @@ class Rollouts:
     def step(self, student: PolicyNet, *, generator: torch.Generator) -> torch.Tensor:
         """One action per env; returns the states acted on: ``(n_envs, C, H, W) uint8``."""
         raw = np.stack(self.obs)
+        x = to_tensor(raw, self.spec.obs_shape)
         with torch.no_grad():
-            probs = torch.softmax(student(to_tensor(raw, self.spec.obs_shape)), -1)
+            probs = torch.softmax(student(x), -1)
         actions = torch.multinomial(probs, 1, generator=generator).squeeze(-1)
-        if self.greedy > 0:  # no draw at 0, so the paper's runs keep their random stream
+        # No extra draws when an option is 0, so the paper's runs keep their random stream.
+        if self.greedy > 0:
             take = torch.rand(len(actions), generator=generator) < self.greedy
             actions = torch.where(take, probs.argmax(-1), actions)
+        if self.teacher_prob > 0:
+            take = torch.rand(len(actions), generator=generator) < self.teacher_prob
+            with torch.no_grad():
+                actions = torch.where(take, self.teacher(x).argmax(-1), actions)
         actions = actions.tolist()
         for i, (env, a) in enumerate(zip(self.envs, actions)):
             o, _, term, trunc, _ = env.step(a)
@@ -291,7 +302,8 @@ def train_student(
     ss = np.random.SeedSequence([cfg.seed, step])
     rng = np.random.default_rng(ss.spawn(1)[0])
     gen = torch.Generator().manual_seed(int(ss.generate_state(1, np.uint64)[0] % 2**63))
-    rollouts = Rollouts(spec.name, cfg.n_envs, rng=rng, greedy=cfg.rollout_greedy)
+    rollouts = Rollouts(spec.name, cfg.n_envs, rng=rng, greedy=cfg.rollout_greedy, teacher=teacher_net,
+                        teacher_prob=cfg.rollout_teacher)
     buffer = StateBuffer(cfg.buffer_size, spec.obs_shape)
     while len(buffer) < cfg.batch_size:  # refill (or fill) before the first update
         buffer.add(rollouts.step(student, generator=gen))
