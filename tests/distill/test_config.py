@@ -64,3 +64,26 @@ def test_ppo_settings_are_checked_the_same_way(field, value):
 
     with pytest.raises(DigrError, match=field):
         PPOConfig(**{field: value}).validate()
+
+
+def test_report_names_each_students_recipe_and_the_options_beyond_it(tmp_path):
+    import json
+
+    from digr.distill.config import DistillConfig
+    from digr.envs import get_task
+    from digr.evaluation.report import student_recipe
+
+    def run(name, cfg, **extra):
+        d = tmp_path / name
+        d.mkdir()
+        (d / "config.json").write_text(json.dumps({"task": "breakout", "distill": cfg.to_dict(), **extra}))
+        return d
+
+    spec = get_task("breakout")
+    plain = DistillConfig.for_task(spec, steps=9000, seed=2, eval_episodes=0)  # run length and seed aside
+    assert student_recipe(run("a", plain)) == "default"
+    more = DistillConfig.for_task(spec, rollout_greedy=1.0, rollout_teacher=0.5)
+    assert student_recipe(run("b", more)) == "default + rollout_greedy=1, rollout_teacher=0.5"
+    paper = DistillConfig.for_task(spec, recipe="paper", use_igr=False)
+    assert student_recipe(run("c", paper)) == "paper, --no-igr"
+    assert student_recipe(tmp_path / "none") == "—"

@@ -32,8 +32,28 @@ def student_recipe(run_dir: Path | None) -> str:
                  and not d.get("margin_l1_weight") and d.get("student_input_pool", 1) == 1
                  and d.get("student_fls") is None and "init_sha256" not in cfg)
         recipe = "paper" if plain else "paper + extensions"
+    else:
+        recipe = str(recipe) + _overrides(cfg.get("task"), str(recipe), d)
     recipe = str(recipe)
     return recipe if d.get("use_igr", True) else f"{recipe}, --no-igr"
+
+
+def _overrides(task: Any, recipe: str, d: Mapping[str, Any]) -> str:
+    """`` + name=value, ...`` for the settings of ``d`` that differ from ``recipe``'s on ``task``
+    (run length, seeds, evaluation and logging aside), so a table never calls a student made
+    with extra options by the bare recipe's name; ``""`` when they agree or cannot be compared."""
+    from digr.distill.config import RESUMABLE_FIELDS, DistillConfig
+    from digr.envs import get_task
+    from digr.errors import DigrError
+
+    try:
+        base = DistillConfig.for_task(get_task(task), recipe=recipe).to_dict()
+    except (DigrError, TypeError):
+        return ""
+    skip = RESUMABLE_FIELDS | {"seed", "eval_seed", "recipe", "use_igr"}
+    diff = [f"{k}={d[k]:g}" if isinstance(d[k], float) else f"{k}={d[k]}"
+            for k in base if k not in skip and k in d and d[k] != base[k]]
+    return f" + {', '.join(diff)}" if diff else ""
 
 
 def agreement_reading(a: Mapping[str, Any]) -> str:
