@@ -186,17 +186,3 @@ def test_mean_plus_pearson_is_the_sum_of_both_terms():
     parts = [selective_penalty(raw, teacher, threshold=0.5, normalizer=n) for n in ("mean", "pearson")]
     assert both.item() == pytest.approx(sum(p.item() for p in parts), abs=1e-6)
 
-
-def test_sharpen_is_the_tempered_softmax_of_the_log_probabilities():
-    from digr.distill.losses import sharpen
-
-    p = torch.tensor([[0.5, 0.3, 0.2, 0.0], [0.25, 0.25, 0.25, 0.25]])
-    assert torch.equal(sharpen(p, 1.0), p)
-    half = sharpen(p, 0.5)  # p^2 renormalised
-    assert torch.allclose(half[0], torch.tensor([0.25, 0.09, 0.04, 0.0]) / 0.38)
-    assert torch.allclose(half[1], p[1])  # a uniform row stays uniform
-    assert half[0, 3] == 0.0  # an action the teacher never takes stays impossible
-    cold = sharpen(torch.tensor([[1e-30, 2e-30, 0.0, 0.0]]), 0.01)  # tiny rows do not underflow to NaN
-    assert torch.isfinite(cold).all() and cold[0, 1] == pytest.approx(1.0)
-    hot = sharpen(p, 4.0)
-    assert hot[0, 0] < p[0, 0] and hot[0, 2] > p[0, 2]  # above 1 it flattens

@@ -23,7 +23,7 @@ from digr.distill.config import NORMALIZERS, OPTIMIZERS, RECIPES, STUDENT_FLS, D
 FIELDS = ("alpha", "threshold", "steps", "seed", "use_igr", "igr_normalizer", "igr_topk", "adv_eps", "adv_weight",
           "adv_steps", "student_fls", "student_input_pool", "student_input_blur", "warm_start", "pcgrad",
           "max_grad_norm", "optimizer", "learning_rate", "batch_size", "buffer_size", "n_envs", "rollout_greedy",
-          "rollout_teacher", "distill_temperature", "eval_every",
+          "rollout_teacher", "eval_every",
           "eval_episodes", "eval_seed", "checkpoint_every", "log_every")
 """The :class:`DistillConfig` fields that are options of ``digr distill`` (``--threads`` sets
 ``torch_threads``, ``--recipe`` the recipe)."""
@@ -70,7 +70,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                       "eval_episodes": nonneg_int, "eval_seed": seed_value, "checkpoint_every": pos_int,
                       "log_every": pos_int},
                choices={"igr_normalizer": NORMALIZERS, "optimizer": OPTIMIZERS, "student_fls": STUDENT_FLS},
-               metavars={"rollout_greedy": "P", "rollout_teacher": "P", "distill_temperature": "T", "adv_eps": "EPS",
+               metavars={"rollout_greedy": "P", "rollout_teacher": "P", "adv_eps": "EPS",
                          "igr_topk": "K", "student_input_pool": "K",
                          "student_input_blur": "SIGMA"})
     p.add_argument("--threads", type=thread_count, default=None,

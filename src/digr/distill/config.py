@@ -100,11 +100,6 @@ class DistillConfig:
     the paper's, the student alone acts). The states still go into the buffer and are labelled by
     the teacher as any other; the teacher's greedy play carries the rollouts into states that the
     student's own play seldom reaches (on Breakout, the late game past the student's score)."""
-    distill_temperature: float = 1.0
-    """An extension beyond the paper: the KL's target is the teacher's distribution at this
-    temperature, ``softmax(log pi_t / T)`` (1: the paper's ``KL(pi_t || pi_theta)``). Below 1 the
-    target leans towards the teacher's most likely action, the action its greedy play takes, where
-    the teacher itself is unsure (Rusu et al. 2016 distil at a low temperature for this reason)."""
     use_igr: bool = True
     """Include the selective input-gradient regularisation; False is the paper's
     "policy distillation only" baseline through the same code path (``--no-igr``)."""
@@ -162,7 +157,7 @@ class DistillConfig:
         from digr.errors import MAX_ENVS, MAX_SEED, check_finite
 
         for name in ("alpha", "threshold", "learning_rate", "adv_eps", "adv_weight", "student_input_blur",
-                     "rollout_greedy", "rollout_teacher", "distill_temperature"):
+                     "rollout_greedy", "rollout_teacher"):
             check_finite(name, getattr(self, name))
         if self.max_grad_norm is not None:
             check_finite("max_grad_norm", self.max_grad_norm)
@@ -193,8 +188,6 @@ class DistillConfig:
             raise DigrError(f"rollout_greedy must be a probability in [0, 1], got {self.rollout_greedy}")
         if not 0.0 <= self.rollout_teacher <= 1.0:
             raise DigrError(f"rollout_teacher must be a probability in [0, 1], got {self.rollout_teacher}")
-        if not 0.01 <= self.distill_temperature <= 100.0:
-            raise DigrError(f"distill_temperature must be in [0.01, 100], got {self.distill_temperature}")
         if self.alpha < 0:
             raise DigrError(f"alpha must be >= 0, got {self.alpha}")
         if not 0.0 <= self.threshold <= 1.0:

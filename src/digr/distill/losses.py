@@ -67,19 +67,6 @@ def distillation_loss(student_logits: torch.Tensor, teacher_probs: torch.Tensor
 
 
 
-def sharpen(probs: torch.Tensor, temperature: float) -> torch.Tensor:
-    """``probs: (B, A)`` at ``temperature``: ``softmax(log probs / T)`` (rows sum to 1; 1 returns them).
-
-    Zero probabilities stay zero; the largest probability is divided out first so that a small
-    ``T`` does not underflow every entry of a row.
-    """
-    if temperature == 1.0:
-        return probs
-    p = probs.double()
-    p = (p / p.amax(-1, keepdim=True)).pow(1.0 / temperature)
-    return (p / p.sum(-1, keepdim=True)).to(probs.dtype)
-
-
 def selective_penalty(raw_maps: torch.Tensor, teacher_maps: torch.Tensor, *, threshold: float,
                       normalizer: str = "max", topk: int = 64) -> torch.Tensor:
     """Eq. 4 on raw gradient maps: mean over pixels of ``1[M_p <= threshold] * raw / Z``.
@@ -179,4 +166,4 @@ def igr_loss(student: PolicyNet, obs: torch.Tensor, teacher_maps: torch.Tensor, 
                             saliency_penalised=float(sal_pen), saliency_kept=float(sal_keep))
 
 
-__all__ = ["DistillMetrics", "IGRMetrics", "distillation_loss", "igr_loss", "selective_penalty", "sharpen", "NORMALIZERS"]
+__all__ = ["DistillMetrics", "IGRMetrics", "distillation_loss", "igr_loss", "selective_penalty", "NORMALIZERS"]

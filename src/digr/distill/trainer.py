@@ -41,7 +41,6 @@ from digr.distill.buffer import StateBuffer
 from digr.distill.config import RESUMABLE_FIELDS, DistillConfig
 from digr.distill.dataset import SaliencyDataset, load_dataset
 from digr.distill.distiller import Distiller, init_student
-from digr.distill.losses import sharpen
 from digr.envs import get_task, make_env
 from digr.errors import DigrError, check_int
 from digr.io import atomic_dir, atomic_write_json, atomic_write_text, claim_folder, recover_folders
@@ -325,7 +324,7 @@ def train_student(
             buffer.add(rollouts.step(student, generator=gen))
             obs = buffer.sample(cfg.batch_size, generator=gen)
             with torch.no_grad():
-                teacher_probs = sharpen(torch.softmax(teacher_net(obs), -1), cfg.distill_temperature)
+                teacher_probs = torch.softmax(teacher_net(obs), -1)
             igr_obs = igr_maps = None
             if data is not None:
                 idx = torch.randint(len(data), (cfg.batch_size,), generator=gen)
