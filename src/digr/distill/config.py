@@ -87,7 +87,8 @@ class DistillConfig:
     steps: int = 3000
     """Number of updates (optimizer steps) in total; a resumed run continues up to this."""
     n_envs: int = 8
-    """Environments the student steps once per update (sampling from its own distribution)."""
+    """Environments the student steps once per update (sampling from its own distribution unless
+    ``rollout_greedy`` or ``rollout_teacher`` say otherwise)."""
     rollout_greedy: float = 0.0
     """An extension beyond the paper: the probability that the student, when it fills the online
     buffer, takes its most likely action instead of sampling one (per env and step). 0 is the
