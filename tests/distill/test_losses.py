@@ -185,4 +185,3 @@ def test_mean_plus_pearson_is_the_sum_of_both_terms():
     both = selective_penalty(raw, teacher, threshold=0.5, normalizer="mean+pearson")
     parts = [selective_penalty(raw, teacher, threshold=0.5, normalizer=n) for n in ("mean", "pearson")]
     assert both.item() == pytest.approx(sum(p.item() for p in parts), abs=1e-6)
-

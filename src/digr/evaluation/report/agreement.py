@@ -34,7 +34,6 @@ def student_recipe(run_dir: Path | None) -> str:
         recipe = "paper" if plain else "paper + extensions"
     else:
         recipe = str(recipe) + _overrides(cfg.get("task"), str(recipe), d)
-    recipe = str(recipe)
     return recipe if d.get("use_igr", True) else f"{recipe}, --no-igr"
 
 
