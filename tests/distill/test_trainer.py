@@ -209,6 +209,24 @@ def test_no_igr_is_distillation_only(tmp_path, teacher_ckpt):
     assert read_config(out / "policy")["meta"]["trainer"] == "distill-only"
 
 
+@pytest.mark.parametrize("anneal", [False, True])
+def test_learning_rate_is_constant_or_annealed_linearly(monkeypatch, tmp_path, teacher_ckpt, anneal):
+    from digr.distill import trainer
+
+    seen, update = [], Distiller.update
+
+    def spy(self, *a, **kw):
+        seen.append(self.optimizer.param_groups[0]["lr"])
+        return update(self, *a, **kw)
+
+    monkeypatch.setattr(trainer.Distiller, "update", spy)
+    cfg = tiny(use_igr=False, alpha=1.0, steps=4, eval_episodes=0, learning_rate=1e-3, lr_anneal=anneal)
+    train_student(teacher_ckpt, None, TASK, tmp_path / "run", cfg)
+    want = [1e-3, 7.5e-4, 5e-4, 2.5e-4] if anneal else [1e-3] * 4
+    assert seen == pytest.approx(want)
+    assert [trainer.annealed_lr(cfg, s) for s in range(4)] == pytest.approx([1e-3, 7.5e-4, 5e-4, 2.5e-4])
+
+
 def test_bad_inputs_are_rejected(tmp_path, teacher_ckpt, other_teacher_ckpt, tiny_dataset):
     with pytest.raises(DigrError, match="was made from teacher"):
         train_student(other_teacher_ckpt, tiny_dataset, TASK, tmp_path / "a", tiny())

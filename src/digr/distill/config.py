@@ -78,6 +78,13 @@ class DistillConfig:
     """Saliency threshold lambda: pixels with teacher map ``M_p <= threshold`` are penalised (eq. 4)."""
     learning_rate: float = 1e-3
     """Optimizer learning rate (Table 3)."""
+    lr_anneal: bool = False
+    """An extension beyond the paper: decay the learning rate linearly from ``learning_rate`` at the
+    first update to 0 after the last (as CleanRL's ``anneal_lr``; the schedule follows ``steps``, so
+    a run resumed with more steps continues on the longer schedule). False: Table 3's constant rate.
+    A warm-started student's policy drifts with every Adam step whatever the size of its gradient,
+    so a constant rate trades the map's fit against the score; the decay fits early and settles
+    late."""
     optimizer: str = "adam"
     """``adam`` or ``rmsprop`` (Table 3)."""
     buffer_size: int = 10_000

@@ -189,6 +189,12 @@ class Rollouts:
             env.close()
 
 
+def annealed_lr(cfg: DistillConfig, step: int) -> float:
+    """The learning rate of update ``step`` (0-based) under ``cfg.lr_anneal``: linear from
+    ``cfg.learning_rate`` at step 0 to ``cfg.learning_rate / cfg.steps`` at the last update."""
+    return cfg.learning_rate * (1.0 - step / cfg.steps)
+
+
 def train_student(
     teacher: str | Path | PolicyNet,
     dataset: str | Path | None,
@@ -329,6 +335,9 @@ def train_student(
             if data is not None:
                 idx = torch.randint(len(data), (cfg.batch_size,), generator=gen)
                 igr_obs, igr_maps = data.obs(idx), data.maps[idx]
+            if cfg.lr_anneal:
+                for group in distiller.optimizer.param_groups:
+                    group["lr"] = annealed_lr(cfg, step)
             for k, v in distiller.update(obs, teacher_probs, igr_obs=igr_obs, igr_maps=igr_maps,
                                          generator=gen).items():
                 window[k].append(v)
@@ -380,4 +389,4 @@ def _progress_info(last: dict[str, Any], use_igr: bool) -> str:
     return "  ".join(parts)
 
 
-__all__ = ["METRICS_NAME", "train_student"]
+__all__ = ["METRICS_NAME", "annealed_lr", "train_student"]
