@@ -38,6 +38,11 @@ def test_lr_anneal_switch():
     assert config_from_args(_args("--lr-anneal")).lr_anneal is True
 
 
+def test_adv_project_switch():
+    assert config_from_args(_args()).adv_project is False
+    assert config_from_args(_args("--adv-project")).adv_project is True
+
+
 def test_retired_options_are_gone():
     with pytest.raises(SystemExit):
         _args("--margin-l1-weight", "1")

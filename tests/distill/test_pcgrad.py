@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from digr.distill.pcgrad import assign_flat_grad, flat_grad, pcgrad
+from digr.distill.pcgrad import assign_flat_grad, flat_grad, pcgrad, project_conflict
 
 
 def test_conflicting_gradients_are_projected_off_each_other():
@@ -29,6 +29,17 @@ def test_opposite_gradients_cancel():
 def test_shape_mismatch_is_rejected():
     with pytest.raises(ValueError):
         pcgrad(torch.ones(2), torch.ones(3))
+
+
+def test_project_conflict_removes_only_the_opposing_part():
+    g, ref = torch.tensor([1.0, 2.0]), torch.tensor([-2.0, 0.0])  # g.ref = -2 < 0
+    out, conflict = project_conflict(g, ref)
+    # By hand: g - (-2/4) ref = (1, 2) + 0.5 (-2, 0) = (0, 2): orthogonal to ref, ref untouched.
+    assert conflict and torch.equal(out, torch.tensor([0.0, 2.0]))
+    out, conflict = project_conflict(torch.tensor([1.0, 2.0]), torch.tensor([2.0, -1.0]))  # dot 0
+    assert not conflict and torch.equal(out, torch.tensor([1.0, 2.0]))
+    with pytest.raises(ValueError):
+        project_conflict(torch.ones(2), torch.ones(3))
 
 
 def test_flat_grad_roundtrip_with_unused_parameter():

@@ -20,8 +20,9 @@ from digr.cli.common import (
 from digr.cli.fields import add_fields, field_values
 from digr.distill.config import NORMALIZERS, OPTIMIZERS, RECIPES, STUDENT_FLS, DistillConfig
 
-FIELDS = ("alpha", "threshold", "steps", "seed", "use_igr", "igr_normalizer", "igr_topk", "adv_eps", "adv_weight",
-          "adv_steps", "student_fls", "student_input_pool", "student_input_blur", "warm_start", "pcgrad",
+FIELDS = ("alpha", "threshold", "steps", "seed", "use_igr", "igr_normalizer", "igr_topk", "adv_eps",
+          "adv_weight", "adv_steps", "adv_project", "student_fls", "student_input_pool", "student_input_blur",
+          "warm_start", "pcgrad",
           "max_grad_norm", "optimizer", "learning_rate", "lr_anneal", "batch_size", "buffer_size", "n_envs",
           "rollout_greedy", "rollout_teacher", "eval_every", "eval_episodes", "eval_seed", "checkpoint_every",
           "log_every")
@@ -62,7 +63,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "('teacher': the --teacher checkpoint); it must have the student's architecture or be "
                         "the unpooled network of a --student-input-pool student (first-layer weights folded "
                         "so that the student starts as that network on the block-averaged frame)")
-    add_fields(p, DistillConfig, FIELDS, negate=("use_igr", "warm_start", "pcgrad"), switch=("lr_anneal",),
+    add_fields(p, DistillConfig, FIELDS, negate=("use_igr", "warm_start", "pcgrad"),
+               switch=("lr_anneal", "adv_project"),
                flags={"use_igr": "--no-igr"},
                types={"steps": nonneg_int, "seed": seed_value, "adv_eps": eps_value, "adv_steps": pos_int,
                       "igr_topk": pos_int, "student_input_pool": pos_int, "batch_size": pos_int,

@@ -128,6 +128,12 @@ class DistillConfig:
     """Weight of the adversarial KL relative to the clean KL (only with ``adv_eps > 0``)."""
     adv_steps: int = 5
     """MAD ascent steps per update for the adversarial states (only with ``adv_eps > 0``)."""
+    adv_project: bool = False
+    """An extension beyond the paper (only with ``adv_eps > 0``): where the adversarial KL's gradient
+    points against the clean KL's (negative dot product), remove its component along the clean
+    one (PCGrad's projection, one way) before the two are added, so that to first order an update
+    never buys robustness with the clean behaviour; the clean KL's gradient is left as it is.
+    False: the two KL terms are summed before the gradient is taken."""
     student_fls: str | None = None
     """Student architecture: ``None`` (the teacher's, as the paper) or an FLS variant
     (``sparse``, ``sparse-sum``, ``dense``; :func:`digr.models.fls.fls_config` of the teacher's

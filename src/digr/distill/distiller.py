@@ -7,7 +7,7 @@ import torch
 
 from digr.distill.config import DistillConfig
 from digr.distill.losses import distillation_loss, igr_loss
-from digr.distill.pcgrad import assign_flat_grad, flat_grad, pcgrad
+from digr.distill.pcgrad import assign_flat_grad, flat_grad, pcgrad, project_conflict
 from digr.errors import DigrError
 from digr.models.cnn import PolicyConfig, PolicyNet
 
@@ -56,12 +56,21 @@ class Distiller:
         self.student.train()
         kl, kl_metrics = distillation_loss(self.student(obs), teacher_probs)
         metrics = kl_metrics.as_dict()
-        if cfg.adv_eps > 0:
+        if cfg.adv_eps > 0 and cfg.adv_project:
             kl_adv, adv_metrics = self._adversarial_kl(obs, teacher_probs, generator)
-            kl = kl + cfg.adv_weight * kl_adv
             metrics.update(adv_metrics)
-        # alpha weights the KL gradient before PCGrad, so the projection sees eq. 5's two terms.
-        g_kl = flat_grad(kl, self.params) * cfg.alpha
+            g_clean = flat_grad(kl, self.params)
+            g_adv, adv_conflict = project_conflict(flat_grad(kl_adv, self.params), g_clean)
+            metrics["distill/adv_conflict"] = float(adv_conflict)
+            kl = kl + cfg.adv_weight * kl_adv.detach()  # the logged loss; the gradient is below
+            g_kl = (g_clean + cfg.adv_weight * g_adv) * cfg.alpha
+        else:
+            if cfg.adv_eps > 0:
+                kl_adv, adv_metrics = self._adversarial_kl(obs, teacher_probs, generator)
+                kl = kl + cfg.adv_weight * kl_adv
+                metrics.update(adv_metrics)
+            # alpha weights the KL gradient before PCGrad, so the projection sees eq. 5's two terms.
+            g_kl = flat_grad(kl, self.params) * cfg.alpha
         loss = cfg.alpha * float(kl.detach())
         if cfg.use_igr:
             if igr_obs is None or igr_maps is None:

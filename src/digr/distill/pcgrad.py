@@ -32,6 +32,19 @@ def pcgrad(g1: torch.Tensor, g2: torch.Tensor) -> tuple[torch.Tensor, bool]:
     return p1 + p2, True
 
 
+def project_conflict(g: torch.Tensor, ref: torch.Tensor) -> tuple[torch.Tensor, bool]:
+    """``g (P,)`` less its component along ``ref (P,)`` if the two conflict (``g . ref < 0``);
+    returns ``(projected (P,), conflicted)``. One half of :func:`pcgrad`: ``ref`` is kept as it is,
+    so adding the result to ``ref`` never lowers the first-order progress on ``ref``'s objective."""
+    if g.shape != ref.shape or g.ndim != 1:
+        raise ValueError(f"project_conflict needs two flat gradients of one shape, got {tuple(g.shape)} "
+                         f"and {tuple(ref.shape)}")
+    dot = torch.dot(g, ref)
+    if dot >= 0:
+        return g, False
+    return g - (dot / torch.dot(ref, ref)) * ref, True
+
+
 def flat_grad(loss: torch.Tensor, params: Sequence[torch.Tensor], *, retain_graph: bool = False
               ) -> torch.Tensor:
     """``d loss / d params`` as one flat vector ``(P,)`` (zeros for parameters the loss ignores)."""
@@ -51,4 +64,4 @@ def assign_flat_grad(params: Iterable[torch.Tensor], flat: torch.Tensor) -> None
         raise ValueError(f"flat gradient has {flat.numel()} entries, parameters need {offset}")
 
 
-__all__ = ["pcgrad", "flat_grad", "assign_flat_grad"]
+__all__ = ["pcgrad", "project_conflict", "flat_grad", "assign_flat_grad"]
