@@ -56,20 +56,21 @@ class Distiller:
         self.student.train()
         kl, kl_metrics = distillation_loss(self.student(obs), teacher_probs)
         metrics = kl_metrics.as_dict()
-        if cfg.adv_eps > 0 and cfg.adv_project:
+        # alpha weights the KL gradient before PCGrad, so the projection sees eq. 5's two terms.
+        if cfg.adv_eps > 0:
             kl_adv, adv_metrics = self._adversarial_kl(obs, teacher_probs, generator)
             metrics.update(adv_metrics)
+        if cfg.adv_eps > 0 and cfg.adv_project:
+            # Two backward passes (the clean and attacked forwards share no graph) so that the
+            # adversarial gradient can be projected off the clean one before they are added.
             g_clean = flat_grad(kl, self.params)
             g_adv, adv_conflict = project_conflict(flat_grad(kl_adv, self.params), g_clean)
             metrics["distill/adv_conflict"] = float(adv_conflict)
-            kl = kl + cfg.adv_weight * kl_adv.detach()  # the logged loss; the gradient is below
             g_kl = (g_clean + cfg.adv_weight * g_adv) * cfg.alpha
+            kl = kl.detach() + cfg.adv_weight * kl_adv.detach()  # for the logged loss only
         else:
             if cfg.adv_eps > 0:
-                kl_adv, adv_metrics = self._adversarial_kl(obs, teacher_probs, generator)
                 kl = kl + cfg.adv_weight * kl_adv
-                metrics.update(adv_metrics)
-            # alpha weights the KL gradient before PCGrad, so the projection sees eq. 5's two terms.
             g_kl = flat_grad(kl, self.params) * cfg.alpha
         loss = cfg.alpha * float(kl.detach())
         if cfg.use_igr:
