@@ -41,6 +41,10 @@ def test_project_conflict_removes_only_the_opposing_part():
     with pytest.raises(ValueError):
         project_conflict(torch.ones(2), torch.ones(3))
 
+    # It is one half of PCGrad's two-way projection.
+    g1, g2 = torch.tensor([1.0, 0.0]), torch.tensor([-1.0, 1.0])
+    assert torch.allclose(project_conflict(g1, g2)[0] + project_conflict(g2, g1)[0], pcgrad(g1, g2)[0])
+
 
 def test_flat_grad_roundtrip_with_unused_parameter():
     a = torch.nn.Parameter(torch.tensor([1.0, 2.0]))

@@ -12,7 +12,7 @@ import torch
 from digr.distill import DistillConfig, Distiller, load_dataset, train_student
 from digr.distill.distiller import init_student
 from digr.distill.losses import distillation_loss, igr_loss
-from digr.distill.pcgrad import flat_grad, pcgrad, project_conflict
+from digr.distill.pcgrad import flat_grad, pcgrad
 from digr.errors import DigrError
 from digr.models import load_policy
 from digr.models.checkpoint import read_config
@@ -54,20 +54,27 @@ def test_update_applies_pcgrad_of_igr_and_weighted_kl(teacher_ckpt, tiny_dataset
     assert all(p.grad is None for n, p in student.named_parameters() if n.startswith("v."))
 
 
-def test_adversarial_distillation_gradient(teacher_ckpt):
-    """With adv_eps > 0 the KL objective's gradient is that of KL(s) + w * KL(s'), s' the MAD
-    attack on the student drawn from the same generator stream, within eps of s."""
+def _adversarial_case(teacher_ckpt, eps):
+    """A student, an untouched copy of it with its actor parameters, a batch with the teacher's
+    probabilities, and the MAD states the update will draw from generator seed 5 (2 steps)."""
     from digr.attacks.mad import MAD
 
     teacher = load_policy(teacher_ckpt)
     obs = torch.rand(4, 3, 64, 64)
     with torch.no_grad():
         probs = torch.softmax(teacher(obs), -1)
-    eps, w = 8 / 255, 0.7
     student = init_student(teacher.config, seed=3)
     ref = copy.deepcopy(student)
     params = [p for n, p in ref.named_parameters() if not n.startswith("v.")]
     obs_adv = MAD(ref, eps=eps, steps=2, generator=torch.Generator().manual_seed(5)).perturb(obs)
+    return student, ref, params, obs, probs, obs_adv
+
+
+def test_adversarial_distillation_gradient(teacher_ckpt):
+    """With adv_eps > 0 the KL objective's gradient is that of KL(s) + w * KL(s'), s' the MAD
+    attack on the student drawn from the same generator stream, within eps of s."""
+    eps, w = 8 / 255, 0.7
+    student, ref, params, obs, probs, obs_adv = _adversarial_case(teacher_ckpt, eps)
     assert (obs_adv - obs).abs().max() <= eps + 1e-6 and not torch.equal(obs_adv, obs)
     kl_clean = distillation_loss(ref(obs), probs)[0]
     kl_adv = distillation_loss(ref(obs_adv), probs)[0]
@@ -86,17 +93,8 @@ def test_projected_adversarial_gradient(teacher_ckpt):
     """With adv_project the KL gradient is g_clean + w * g_adv', g_adv' the adversarial KL's
     gradient less its component along g_clean where they conflict (computed here by hand), so the
     update never opposes the clean KL's gradient."""
-    from digr.attacks.mad import MAD
-
-    teacher = load_policy(teacher_ckpt)
-    obs = torch.rand(4, 3, 64, 64)
-    with torch.no_grad():
-        probs = torch.softmax(teacher(obs), -1)
     eps, w = 8 / 255, 0.7
-    student = init_student(teacher.config, seed=3)
-    ref = copy.deepcopy(student)
-    params = [p for n, p in ref.named_parameters() if not n.startswith("v.")]
-    obs_adv = MAD(ref, eps=eps, steps=2, generator=torch.Generator().manual_seed(5)).perturb(obs)
+    student, ref, params, obs, probs, obs_adv = _adversarial_case(teacher_ckpt, eps)
     g_clean = flat_grad(distillation_loss(ref(obs), probs)[0], params)
     g_adv = flat_grad(distillation_loss(ref(obs_adv), probs)[0], params)
     dot = torch.dot(g_adv, g_clean)
@@ -104,19 +102,12 @@ def test_projected_adversarial_gradient(teacher_ckpt):
     want = (g_clean + w * g_adv_p) * 0.5
 
     cfg = tiny(use_igr=False, alpha=0.5, adv_eps=eps, adv_weight=w, adv_steps=2, adv_project=True)
-    metrics = Distiller(student, config=cfg).update(obs, probs, generator=torch.Generator().manual_seed(5))
-    got = torch.cat([p.grad.reshape(-1) for p in student.parameters() if p.grad is not None])
+    d = Distiller(student, config=cfg)
+    metrics = d.update(obs, probs, generator=torch.Generator().manual_seed(5))
+    got = torch.cat([p.grad.reshape(-1) for p in d.params])
     assert torch.allclose(got, want, atol=1e-6)
     assert metrics["distill/adv_conflict"] == float(dot < 0)
     assert torch.dot(got, g_clean) >= -1e-9  # never against the clean KL
-
-
-def test_project_conflict_matches_pcgrad_half():
-    """The one-way projection is the first half of PCGrad's two-way one."""
-    g1, g2 = torch.tensor([1.0, 0.0]), torch.tensor([-1.0, 1.0])
-    p1, _ = project_conflict(g1, g2)
-    p2, _ = project_conflict(g2, g1)
-    assert torch.allclose(p1 + p2, pcgrad(g1, g2)[0])
 
 
 def test_adversarial_weight_zero_is_the_clean_update(teacher_ckpt):
