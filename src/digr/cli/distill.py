@@ -22,10 +22,9 @@ from digr.distill.config import NORMALIZERS, OPTIMIZERS, RECIPES, STUDENT_FLS, D
 
 FIELDS = ("alpha", "threshold", "steps", "seed", "use_igr", "igr_normalizer", "igr_topk", "adv_eps",
           "adv_weight", "adv_steps", "adv_project", "student_fls", "student_input_pool", "student_input_blur",
-          "warm_start", "pcgrad",
-          "max_grad_norm", "optimizer", "learning_rate", "lr_anneal", "batch_size", "buffer_size", "n_envs",
-          "rollout_greedy", "rollout_teacher", "eval_every", "eval_episodes", "eval_seed", "checkpoint_every",
-          "log_every")
+          "warm_start", "pcgrad", "max_grad_norm", "optimizer", "learning_rate", "lr_anneal", "batch_size",
+          "buffer_size", "n_envs", "rollout_greedy", "rollout_teacher", "eval_every", "eval_episodes",
+          "eval_seed", "checkpoint_every", "log_every")
 """The :class:`DistillConfig` fields that are options of ``digr distill`` (``--threads`` sets
 ``torch_threads``, ``--recipe`` the recipe)."""
 

@@ -23,13 +23,9 @@ def pcgrad(g1: torch.Tensor, g2: torch.Tensor) -> tuple[torch.Tensor, bool]:
     if g1.shape != g2.shape or g1.ndim != 1:
         raise ValueError(f"pcgrad needs two flat gradients of one shape, got {tuple(g1.shape)} "
                          f"and {tuple(g2.shape)}")
-    dot = torch.dot(g1, g2)
-    if dot >= 0:
-        return g1 + g2, False
-    # dot < 0 implies both norms are > 0, so the divisions are safe.
-    p1 = g1 - (dot / torch.dot(g2, g2)) * g2
-    p2 = g2 - (dot / torch.dot(g1, g1)) * g1
-    return p1 + p2, True
+    p1, conflict = project_conflict(g1, g2)
+    p2, _ = project_conflict(g2, g1)  # the dot product is symmetric: both conflict or neither
+    return p1 + p2, conflict
 
 
 def project_conflict(g: torch.Tensor, ref: torch.Tensor) -> tuple[torch.Tensor, bool]:
@@ -42,6 +38,7 @@ def project_conflict(g: torch.Tensor, ref: torch.Tensor) -> tuple[torch.Tensor, 
     dot = torch.dot(g, ref)
     if dot >= 0:
         return g, False
+    # dot < 0 implies |ref| > 0, so the division is safe.
     return g - (dot / torch.dot(ref, ref)) * ref, True
 
 
