@@ -7,8 +7,8 @@ answers "does the student underfit eq. 4 because of the architecture / optimiser
 online part", in minutes instead of hours. Not a way to train students for results: the trainer's
 online buffer is what keeps the student's behaviour on its own states.
 
-Prints, every ``--every`` updates, the training batches' eq. 4 term (the penalised share with the
-mean normaliser) and the map agreement on held-out states (cached reference maps); with
+Prints, every ``--every`` updates, the training batches' eq. 4 term (unweighted: the penalised share with the
+mean normaliser, plus 1 - r with mean+pearson) and the map agreement on held-out states (cached reference maps); with
 ``--table1 N`` also Table 1's vanilla-gradient row (important / unimportant / AUC) on N benchmark
 states, for tasks with ground-truth masks.
 
@@ -48,6 +48,8 @@ def main() -> None:
     ap.add_argument("--table1", type=int, default=0, metavar="N",
                     help="also Table 1's vanilla-gradient row on N benchmark states (tasks with masks)")
     ap.add_argument("--train-frac", type=float, default=1.0, help="use only this share of the dataset")
+    ap.add_argument("--init-from", metavar="POLICY_DIR",
+                    help="start from this trained student's weights (same architecture) instead")
     ap.add_argument("--set", action="append", default=[], metavar="FIELD=JSON",
                     help="override a DistillConfig field of the default recipe, e.g. --set alpha=1")
     args = ap.parse_args()
@@ -64,6 +66,8 @@ def main() -> None:
     student = init_student(sconf, seed=cfg.seed)
     if cfg.warm_start:
         student.load_state_dict(init_weights(teacher, sconf, args.teacher), strict=True)
+    if args.init_from:
+        student.load_state_dict(load_policy(args.init_from, task=spec.name).state_dict(), strict=True)
     dist = Distiller(student, config=cfg)
     gen = torch.Generator().manual_seed(args.seed)
     print(json.dumps({"config": {k: getattr(cfg, k) for k in over} | {"n": n}}), flush=True)
@@ -81,7 +85,7 @@ def main() -> None:
             kl, igr = np.mean(window, 0)
             window = []
             row = {"step": step, "wall_s": round(time.time() - t0), "kl": round(float(kl), 4),
-                   "train_share": round(1 - float(igr), 4), "cc": round(ag.cc, 4),
+                   "igr": round(float(igr), 4), "cc": round(ag.cc, 4),
                    "share": round(ag.share, 4), "top1": round(ag.top1, 4)}
             if args.table1:
                 t1 = evaluate_saliency(student, "vanilla", task=spec.name, states=args.table1, seed=0)
