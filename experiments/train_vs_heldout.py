@@ -17,9 +17,9 @@ import numpy as np
 import torch
 
 torch.set_num_threads(1)
+from digr.envs import get_task  # noqa: E402
 from digr.evaluation.agreement import agreement_scores, gradient_maps, reference_maps  # noqa: E402
 from digr.models import load_policy  # noqa: E402
-from digr.envs import get_task  # noqa: E402
 
 dataset, task, n, *policies = sys.argv[1:]
 n = int(n)
