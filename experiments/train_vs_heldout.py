@@ -7,7 +7,8 @@ scores the dataset's maps against the exact ones. Compare with the held-out figu
 `digr evaluate agreement`: (a) high and held-out low = generalisation; (a) high and (b) low = the
 dataset's maps differ from the measure's; both low = eq. 4 is not fitted.
 
-usage: python experiments/train_vs_heldout.py DATASET TASK N POLICY_DIR...
+usage: python experiments/train_vs_heldout.py DATASET TASK TEACHER N POLICY_DIR...
+(TEACHER makes the exact maps and is scored too.)
 """
 import sys
 import time
@@ -21,7 +22,7 @@ from digr.envs import get_task  # noqa: E402
 from digr.evaluation.agreement import agreement_scores, gradient_maps, reference_maps  # noqa: E402
 from digr.models import load_policy  # noqa: E402
 
-dataset, task, n, *policies = sys.argv[1:]
+dataset, task, teacher_dir, n, *policies = sys.argv[1:]
 n = int(n)
 states, maps = [], []
 for shard in sorted(Path(dataset).glob("shard-*.npz")):
@@ -32,7 +33,7 @@ for shard in sorted(Path(dataset).glob("shard-*.npz")):
         break
 obs = torch.from_numpy(np.concatenate(states)[:n]).float().div_(255.0)
 coarse = torch.from_numpy(np.concatenate(maps)[:n]).float()
-teacher = load_policy(policies[0], task=task)
+teacher = load_policy(teacher_dir, task=task)
 t0 = time.perf_counter()
 exact = reference_maps(teacher, obs, radius=get_task(task).perturbation_radius)
 print(f"{n} training states; exact maps in {time.perf_counter() - t0:.0f} s")
@@ -44,6 +45,6 @@ def fmt(s: dict) -> str:
 
 print("dataset maps vs exact:", fmt(agreement_scores(coarse, exact)))
 print("exact vs itself:", fmt(agreement_scores(exact, exact)))
-for path in policies:
+for path in [teacher_dir, *policies]:
     g = gradient_maps(load_policy(path, task=task), obs)
     print(path, "| vs dataset maps:", fmt(agreement_scores(g, coarse)), "| vs exact:", fmt(agreement_scores(g, exact)))
