@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 torch.set_num_threads(1)
-from digr.evaluation.agreement import gradient_maps  # noqa: E402
+from digr.evaluation.agreement import agreement_scores, gradient_maps  # noqa: E402
 from digr.models import load_policy  # noqa: E402
 
 cache, task, *policies = sys.argv[1:]
@@ -41,11 +41,13 @@ for i, s in enumerate(obs_u8):
 bands = [(0.05, 0.1), (0.01, 0.05), (0.0, 0.01)]
 print(f"{len(obs)} states; marked pixels {kept.mean():.3f}; object pixels {objects.mean():.3f}; "
       + "; ".join(f"within {d}px {m.mean():.3f}" for d, m in near.items()))
-print("reference itself: share %.3f" % ((ref * kept).sum((1, 2)) / ref.sum((1, 2))).mean())
+ref_t = torch.from_numpy(ref)
+print("reference itself: share %.3f" % agreement_scores(ref_t, ref_t)["share"].mean())
 for path in policies:
-    g = gradient_maps(load_policy(path, task=task), obs).double().numpy()
+    maps = gradient_maps(load_policy(path, task=task), obs)
+    row = {"share": agreement_scores(maps, ref_t)["share"].mean()}  # the agreement figure itself
+    g = maps.double().numpy()
     g = g / np.maximum(g.reshape(len(g), -1).sum(1), 1e-12)[:, None, None]
-    row = {"share": (g * kept).sum((1, 2)).mean()}
     for lo, hi in bands:
         row[f"ref {lo}-{hi}"] = (g * ((ref > lo) & (ref <= hi))).sum((1, 2)).mean()
     for d, m in near.items():

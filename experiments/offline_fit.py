@@ -7,9 +7,9 @@ answers "does the student underfit eq. 4 because of the architecture / optimiser
 online part", in minutes instead of hours. Not a way to train students for results: the trainer's
 online buffer is what keeps the student's behaviour on its own states.
 
-Prints, every ``--every`` updates, the training batches' eq. 4 term (unweighted: the penalised share with the
-mean normaliser, plus 1 - r with mean+pearson) and the map agreement on held-out states (cached reference maps); with
-``--table1 N`` also Table 1's vanilla-gradient row (important / unimportant / AUC) on N benchmark
+Prints, every ``--every`` updates, the training batches' eq. 4 term (unweighted: the penalised
+share with the mean normaliser, plus 1 - r with mean+pearson) and the map agreement on held-out
+states (cached reference maps); with ``--table1 N`` also Table 1's vanilla-gradient row (important / unimportant / AUC) on N benchmark
 states, for tasks with ground-truth masks.
 
 usage: python experiments/offline_fit.py --task highway --teacher results/highway/teacher \
@@ -64,10 +64,10 @@ def main() -> None:
     if cfg.student_input_blur > 0:
         sconf = replace(sconf, input_blur=float(cfg.student_input_blur)).validate()
     student = init_student(sconf, seed=cfg.seed)
-    if cfg.warm_start:
-        student.load_state_dict(init_weights(teacher, sconf, args.teacher), strict=True)
     if args.init_from:
         student.load_state_dict(load_policy(args.init_from, task=spec.name).state_dict(), strict=True)
+    elif cfg.warm_start:
+        student.load_state_dict(init_weights(teacher, sconf, args.teacher), strict=True)
     dist = Distiller(student, config=cfg)
     gen = torch.Generator().manual_seed(args.seed)
     print(json.dumps({"config": {k: getattr(cfg, k) for k in over} | {"n": n}}), flush=True)

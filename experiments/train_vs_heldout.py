@@ -1,6 +1,6 @@
 """Diagnostic: is a student's share limited by fitting, by generalisation, or by the dataset's maps?
 
-On N states of a DIGR dataset (its first shards: training states), it scores each policy's
+On the first N states of a DIGR dataset (training states), it scores each policy's
 vanilla-gradient map against (a) the dataset's own maps (the coarse, strided maps eq. 4 was fitted
 to) and (b) the exact maps map agreement uses (stride 1, computed here by the same function), and
 scores the dataset's maps against the exact ones. Compare with the held-out figures of
@@ -12,28 +12,20 @@ usage: python experiments/train_vs_heldout.py DATASET TASK TEACHER N POLICY_DIR.
 """
 import sys
 import time
-from pathlib import Path
 
-import numpy as np
 import torch
 
 torch.set_num_threads(1)
+from digr.distill.dataset import load_dataset  # noqa: E402
 from digr.envs import get_task  # noqa: E402
 from digr.evaluation.agreement import agreement_scores, gradient_maps, reference_maps  # noqa: E402
 from digr.models import load_policy  # noqa: E402
 
 dataset, task, teacher_dir, n, *policies = sys.argv[1:]
 n = int(n)
-states, maps = [], []
-for shard in sorted(Path(dataset).glob("shard-*.npz")):
-    with np.load(shard, allow_pickle=False) as z:
-        states.append(z["states"])
-        maps.append(z["maps"])
-    if sum(len(s) for s in states) >= n:
-        break
-obs = torch.from_numpy(np.concatenate(states)[:n]).float().div_(255.0)
-coarse = torch.from_numpy(np.concatenate(maps)[:n]).float()
 teacher = load_policy(teacher_dir, task=task)
+data = load_dataset(dataset, teacher=teacher_dir, task=task, policy=teacher)  # checked against the teacher
+obs, coarse = data.obs(slice(0, n)), data.maps[:n]
 t0 = time.perf_counter()
 exact = reference_maps(teacher, obs, radius=get_task(task).perturbation_radius)
 print(f"{n} training states; exact maps in {time.perf_counter() - t0:.0f} s")
