@@ -36,6 +36,29 @@ from digr.evaluation.saliency_benchmark import evaluate_saliency
 from digr.models import load_policy
 
 
+def smooth_student(student: torch.nn.Module, beta: float) -> None:
+    """Prototype of a smooth-activation student: every ReLU of ``student`` (the conv stack's
+    modules and the trunk's functional one) becomes ``softplus(beta x) / beta``, in place. Its
+    second derivative is non-zero, so eq. 4's double backward sees how moving a unit's activation
+    boundary changes the input gradient (through a ReLU it sees only the weights' values)."""
+    import types
+
+    import torch.nn.functional as F
+
+    convs = student.trunk.convs
+    for k, m in enumerate(convs):
+        if isinstance(m, torch.nn.ReLU):
+            convs[k] = torch.nn.Softplus(beta=beta)
+    trunk = student.trunk
+
+    def forward(self, obs, *, return_attention=False):
+        x = self.features(obs)
+        h = F.softplus(self.linear(self._pool(x)), beta=beta)
+        return (h, None) if return_attention else h
+
+    trunk.forward = types.MethodType(forward, trunk)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--task", required=True)
@@ -50,6 +73,8 @@ def main() -> None:
     ap.add_argument("--train-frac", type=float, default=1.0, help="use only this share of the dataset")
     ap.add_argument("--init-from", metavar="POLICY_DIR",
                     help="start from this trained student's weights (same architecture) instead")
+    ap.add_argument("--softplus", type=float, default=0.0, metavar="BETA",
+                    help="prototype: replace every ReLU of the student by softplus(BETA x) / BETA")
     ap.add_argument("--set", action="append", default=[], metavar="FIELD=JSON",
                     help="override a DistillConfig field of the default recipe, e.g. --set alpha=1")
     args = ap.parse_args()
@@ -68,6 +93,13 @@ def main() -> None:
         student.load_state_dict(load_policy(args.init_from, task=spec.name).state_dict(), strict=True)
     elif cfg.warm_start:
         student.load_state_dict(init_weights(teacher, sconf, args.teacher), strict=True)
+    if args.softplus > 0:
+        smooth_student(student, args.softplus)
+        with torch.no_grad():
+            i = torch.arange(min(512, n))
+            lp = torch.log_softmax(student(data.obs(i)), -1)
+            kl0 = (data.probs[i] * (torch.log(data.probs[i].clamp_min(1e-12)) - lp)).sum(-1).mean()
+        print(json.dumps({"softplus_beta": args.softplus, "kl_at_start": round(float(kl0), 5)}), flush=True)
     dist = Distiller(student, config=cfg)
     gen = torch.Generator().manual_seed(args.seed)
     print(json.dumps({"config": {k: getattr(cfg, k) for k in over} | {"n": n}}), flush=True)
