@@ -33,6 +33,11 @@ def test_options_are_forwarded():
     assert (cfg.alpha, cfg.igr_normalizer, cfg.steps, cfg.student_input_blur) == (3.0, "max", 7, 1.5)
 
 
+def test_student_softplus_option():
+    assert config_from_args(_args()).student_softplus == 0.0  # the teacher's ReLU units
+    assert config_from_args(_args("--student-softplus", "50")).student_softplus == 50.0
+
+
 def test_lr_anneal_switch():
     assert config_from_args(_args()).lr_anneal is False  # Table 3's constant rate
     assert config_from_args(_args("--lr-anneal")).lr_anneal is True

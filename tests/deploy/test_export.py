@@ -12,7 +12,7 @@ from digr.models import PolicyConfig, PolicyNet, save_policy
 from digr.saliency.vanilla import vanilla_gradient
 
 # Every layer kind the map's written-out backward handles: max / sum / flatten pooling, padding,
-# kernels that do not tile their input (output padding), the input blur and the input pool.
+# kernels that do not tile their input (output padding), the input blur, the input pool and softplus units.
 CONFIGS = {
     "rfg-max": PolicyConfig(obs_shape=(3, 64, 64), n_actions=4, convs=((8, 8, 8, 0), (8, 5, 1, 2), (8, 7, 1, 3)),
                             hidden=16, pool="max"),
@@ -21,6 +21,8 @@ CONFIGS = {
     "odd-sum-blur": PolicyConfig(obs_shape=(1, 37, 29), n_actions=5, convs=((4, 5, 3, 1), (6, 3, 2, 0)), hidden=8,
                                  pool="sum", input_blur=1.25),
     "input-pool": PolicyConfig(obs_shape=(3, 64, 64), n_actions=4, convs=((4, 4, 2, 1),), hidden=8, input_pool=4),
+    "softplus": PolicyConfig(obs_shape=(2, 84, 84), n_actions=4, convs=((8, 8, 4, 0), (8, 4, 2, 0)), hidden=16,
+                             softplus_beta=5.0),
 }
 
 

@@ -52,7 +52,8 @@ def test_config_roundtrip():
 
 @pytest.mark.parametrize("field,value", [("alpha", float("nan")), ("learning_rate", float("nan")),
                                          ("threshold", float("inf")), ("seed", -1), ("seed", 2**40),
-                                         ("n_envs", 10**8), ("adv_eps", float("nan"))])
+                                         ("n_envs", 10**8), ("adv_eps", float("nan")),
+                                         ("student_softplus", -1.0), ("student_softplus", float("inf"))])
 def test_nan_huge_and_negative_settings_are_refused(field, value):
     with pytest.raises(DigrError, match=field):
         DistillConfig(**{field: value}).validate()

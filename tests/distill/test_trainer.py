@@ -384,6 +384,20 @@ def test_init_warm_starts_from_a_checkpoint(tmp_path, teacher_ckpt, other_teache
     assert "init" not in json.loads((out / "config.json").read_text())
 
 
+def test_warm_start_gives_a_softplus_student_the_teachers_weights(tmp_path, teacher_ckpt, tiny_dataset):
+    """A smooth-unit student (--student-softplus) starts from every tensor of the ReLU teacher,
+    trains, and is saved and loaded as a softplus network."""
+    cfg = tiny(steps=2, warm_start=True, student_softplus=20.0, igr_normalizer="mean+pearson", recipe="default",
+               eval_episodes=0)
+    train_student(teacher_ckpt, tiny_dataset, TASK, tmp_path / "s", cfg)
+    student = load_policy(tmp_path / "s")
+    assert student.config.softplus_beta == 20.0
+    assert any(isinstance(m, torch.nn.Softplus) for m in student.modules())
+    info = json.loads((tmp_path / "s" / "config.json").read_text())
+    assert info["policy"]["softplus_beta"] == 20.0 and info["init_sha256"] == info["teacher_sha256"]
+    assert all(torch.isfinite(v).all() for v in student.state_dict().values())
+
+
 def test_warm_start_puts_the_teachers_weights_behind_the_blur(tmp_path, teacher_ckpt, tiny_dataset):
     """The default recipe's student: the teacher's tensors, a blur in front, recorded as the init."""
     cfg = tiny(steps=0, warm_start=True, student_input_blur=1.5, igr_normalizer="mean", recipe="default")

@@ -68,6 +68,7 @@ def test_bad_checkpoints_give_clear_errors(tmp_path, rfg_policy, tiny_policy, da
     ("obs_shape", [3, 64]), ("obs_shape", [3, -64, 64]), ("n_actions", "4"), ("n_actions", 10**9),
     ("hidden", 2.5), ("convs", [[16, 8, 8]]), ("convs", [[10**9, 8, 8, 0]]), ("convs", [[16, 100, 1, 0]]),
     ("convs", []), ("input_blur", "x"), ("obs_shape", [3, float("inf"), 64]),
+    ("softplus_beta", "x"), ("softplus_beta", -1.0), ("softplus_beta", True),
 ])
 def test_hostile_checkpoint_configs_are_one_line_errors(tmp_path, field, value):
     """Sizes are checked before anything is built: no huge allocation, no traceback."""

@@ -22,7 +22,8 @@ from digr.distill.config import NORMALIZERS, OPTIMIZERS, RECIPES, STUDENT_FLS, D
 
 FIELDS = ("alpha", "threshold", "steps", "seed", "use_igr", "igr_normalizer", "igr_topk", "adv_eps",
           "adv_weight", "adv_steps", "adv_project", "student_fls", "student_input_pool", "student_input_blur",
-          "warm_start", "pcgrad", "max_grad_norm", "optimizer", "learning_rate", "lr_anneal", "batch_size",
+          "student_softplus", "warm_start", "pcgrad", "max_grad_norm", "optimizer", "learning_rate", "lr_anneal",
+          "batch_size",
           "buffer_size", "n_envs", "rollout_greedy", "rollout_teacher", "eval_every", "eval_episodes",
           "eval_seed", "checkpoint_every", "log_every")
 """The :class:`DistillConfig` fields that are options of ``digr distill`` (``--threads`` sets
@@ -73,7 +74,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                choices={"igr_normalizer": NORMALIZERS, "optimizer": OPTIMIZERS, "student_fls": STUDENT_FLS},
                metavars={"rollout_greedy": "P", "rollout_teacher": "P", "adv_eps": "EPS",
                          "igr_topk": "K", "student_input_pool": "K",
-                         "student_input_blur": "SIGMA"})
+                         "student_input_blur": "SIGMA", "student_softplus": "BETA"})
     p.add_argument("--threads", type=thread_count, default=None,
                    help="torch CPU threads for this command (default: digr --torch-threads, 1)")
     p.add_argument("--seeds", type=seed_list, default=None, metavar="S,S,...",

@@ -1,8 +1,8 @@
 """A policy that returns its action logits and its own saliency map in one forward call.
 
 :class:`ExplainingPolicy` wraps a :class:`~digr.models.PolicyNet` and computes eq. 2's vanilla
-gradient with the backward pass written out layer by layer (transposed convolutions, ReLU masks,
-the pooling's adjoint) instead of ``torch.autograd``. Why: ONNX and TorchScript trace a forward
+gradient with the backward pass written out layer by layer (transposed convolutions, ReLU masks or
+softplus slopes, the pooling's adjoint) instead of ``torch.autograd``. Why: ONNX and TorchScript trace a forward
 graph; ``autograd.grad`` inside ``forward`` does not export, so a deployed student would lose the
 map that is the point of DIGR. Written out, the map is one more pass of the same cost as the
 forward pass, runs in any ONNX runtime without digr or torch, and equals
@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from digr.errors import DigrError
-from digr.models.cnn import InputBlur, PolicyNet
+from digr.models.cnn import InputBlur, PolicyNet, activate, activation_slope
 
 
 class ExplainingPolicy(nn.Module):
@@ -39,6 +39,7 @@ class ExplainingPolicy(nn.Module):
         trunk = policy.trunk
         self.policy = policy
         self.pool_kind = cfg.pool
+        self.beta = float(cfg.softplus_beta)
         self.input_pool = int(cfg.input_pool)
         self.blur = trunk.blur if isinstance(trunk.blur, InputBlur) else None
         self.convs = [m for m in trunk.convs if isinstance(m, nn.Conv2d)]
@@ -64,7 +65,7 @@ class ExplainingPolicy(nn.Module):
         for conv in self.convs:
             z = conv(x)
             pre.append(z)
-            x = torch.relu(z)
+            x = activate(z, self.beta)
         if self.pool_kind == "max":
             f = x.amax(dim=(2, 3))
         elif self.pool_kind == "sum":
@@ -72,12 +73,12 @@ class ExplainingPolicy(nn.Module):
         else:
             f = x.flatten(1)
         a = trunk.linear(f)
-        logits = pi(torch.relu(a))
+        logits = pi(activate(a, self.beta))
 
         # d/dlogits of 1/2 sum_a p_a^2 is p_j (p_j - sum_a p_a^2) (eq. 2 through the softmax)
         p = torch.softmax(logits, -1)
         g = p * (p - (p * p).sum(-1, keepdim=True))
-        g = (g @ pi.weight) * (a > 0).to(g.dtype)
+        g = (g @ pi.weight) * activation_slope(a, self.beta)
         g = g @ trunk.linear.weight
         c, h, w = self.feature_shape
         if self.pool_kind == "max":  # autograd's amax backward: shared equally between tied maxima
@@ -88,7 +89,7 @@ class ExplainingPolicy(nn.Module):
         else:
             g = g.reshape(-1, c, h, w)
         for conv, z, pad in zip(reversed(self.convs), reversed(pre), reversed(self.output_padding)):
-            g = F.conv_transpose2d(g * (z > 0).to(g.dtype), conv.weight, stride=conv.stride,
+            g = F.conv_transpose2d(g * activation_slope(z, self.beta), conv.weight, stride=conv.stride,
                                    padding=conv.padding, output_padding=pad)
         if self.input_pool > 1:
             k = self.input_pool

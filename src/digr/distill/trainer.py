@@ -80,15 +80,17 @@ def _check_run_config(out: Path, info: dict[str, Any]) -> None:
 
 def init_weights(source: PolicyNet, student_config: PolicyConfig, path: Path) -> dict[str, torch.Tensor]:
     """The student's starting weights taken from ``source`` (see ``train_student``'s ``init``)."""
-    if replace(source.config, input_blur=student_config.input_blur) == student_config:
-        # the blur has no weights: a network and its blurred version share every tensor
+    if replace(source.config, input_blur=student_config.input_blur,
+               softplus_beta=student_config.softplus_beta) == student_config:
+        # neither the blur nor the units' kind has weights: the networks share every tensor
         return {k: v.detach().clone() for k, v in source.state_dict().items()}
     if student_config.input_pool > 1:
         from digr.models.cnn import pooled_state_dict, pooled_student_config
 
         try:  # refused when the source already pools or its first layer does not divide
             folded = (replace(pooled_student_config(source.config, student_config.input_pool),
-                              input_blur=student_config.input_blur) == student_config)
+                              input_blur=student_config.input_blur,
+                              softplus_beta=student_config.softplus_beta) == student_config)
         except DigrError:
             folded = False
         if folded:
@@ -250,6 +252,8 @@ def train_student(
         student_config = pooled_student_config(student_config, cfg.student_input_pool)
     if cfg.student_input_blur > 0:
         student_config = replace(student_config, input_blur=float(cfg.student_input_blur)).validate()
+    if cfg.student_softplus > 0:
+        student_config = replace(student_config, softplus_beta=float(cfg.student_softplus)).validate()
     info = {
         "digr_version": __version__, "task": spec.name, "teacher": str(teacher_path),
         "teacher_sha256": file_digest(teacher_path),

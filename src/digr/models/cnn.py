@@ -14,6 +14,8 @@ from digr.models.fls import ATTENTION_CHANNELS, ATTENTION_KERNEL, ATTENTIONS, FL
 
 POOLS = ("flatten", "max", "sum")
 """Values of :attr:`PolicyConfig.pool`."""
+MAX_SOFTPLUS_BETA = 1e6
+"""Largest :attr:`PolicyConfig.softplus_beta` (beyond it softplus is ReLU to float32 rounding)."""
 _ATTENTION_DEFAULTS = {"attention": None, "attention_channels": ATTENTION_CHANNELS,
                        "attention_kernel": ATTENTION_KERNEL}
 
@@ -27,7 +29,8 @@ class PolicyConfig:
     n_actions: int
     """Number of discrete actions."""
     convs: tuple[tuple[int, int, int, int], ...]
-    """Conv layers as ``(out_channels, kernel, stride, padding)``, each followed by ReLU."""
+    """Conv layers as ``(out_channels, kernel, stride, padding)``, each followed by ReLU (or the
+    softplus of :attr:`softplus_beta`)."""
     hidden: int
     """Width of the first linear layer (followed by ReLU)."""
     pool: str = "flatten"
@@ -56,6 +59,14 @@ class PolicyConfig:
     behind it (the blur is symmetric), so its vanilla-gradient map varies smoothly at that scale
     -- the scale of a Gaussian-blur perturbation map. Parameter-free: the state-dict keys are those
     of the same network without it, so a teacher's weights load as they are (``--init``)."""
+    softplus_beta: float = 0.0
+    """0: every hidden unit is a ReLU (the paper's network, every teacher). > 0: every ReLU is
+    replaced by the smooth ``softplus(beta z) / beta`` (:func:`activate`; ReLU as beta grows, at
+    most ``ln 2 / beta`` above it). Parameter-free, so a ReLU network's weights load as they are.
+    Why a student may want it: a ReLU's second derivative is zero, so a loss on the input gradient
+    (eq. 4) moves the gradient map only through the weights' values, never by moving a unit's
+    activation boundary; a smooth unit lets the double backward pass see both
+    (results/recipe-ablation.md, session 18)."""
 
     def validate(self) -> PolicyConfig:
         """Return ``self``, or raise :class:`DigrError` for an unknown pool or attention setting."""
@@ -75,6 +86,10 @@ class PolicyConfig:
                 and 0 <= self.input_blur <= max(self.obs_shape[1:])):
             raise DigrError(f"input_blur must be a number of pixels in [0, {max(self.obs_shape[1:])}], "
                             f"got {self.input_blur!r}")
+        if not (isinstance(self.softplus_beta, (int, float)) and not isinstance(self.softplus_beta, bool)
+                and math.isfinite(self.softplus_beta) and 0 <= self.softplus_beta <= MAX_SOFTPLUS_BETA):
+            raise DigrError(f"softplus_beta must be 0 (ReLU) or a number in (0, {MAX_SOFTPLUS_BETA:g}], "
+                            f"got {self.softplus_beta!r}")
         if self.attention_kernel < 1 or self.attention_kernel % 2 == 0:
             raise DigrError(f"attention_kernel must be odd and >= 1 (same padding), "
                             f"got {self.attention_kernel}")
@@ -92,6 +107,8 @@ class PolicyConfig:
             del d["input_pool"]
         if d["input_blur"] == 0:  # and without input blur
             del d["input_blur"]
+        if d["softplus_beta"] == 0:  # and ReLU networks
+            del d["softplus_beta"]
         return d
 
     @classmethod
@@ -116,6 +133,9 @@ class PolicyConfig:
         blur = d.get("input_blur", 0.0)
         if isinstance(blur, bool) or not isinstance(blur, (int, float)):
             raise DigrError(f"policy config: input_blur must be a number, got {blur!r}")
+        beta = d.get("softplus_beta", 0.0)
+        if isinstance(beta, bool) or not isinstance(beta, (int, float)):
+            raise DigrError(f"policy config: softplus_beta must be a number, got {beta!r}")
         convs = d.get("convs")
         if not isinstance(convs, (list, tuple)) or not convs:
             raise DigrError("policy config: convs must be a non-empty list of [out, kernel, stride, padding]")
@@ -130,6 +150,7 @@ class PolicyConfig:
             attention_kernel=check_int("attention_kernel", d.get("attention_kernel", ATTENTION_KERNEL)),
             input_pool=check_int("input_pool", d.get("input_pool", 1)),
             input_blur=float(blur),
+            softplus_beta=float(beta),
         )
         return cfg.check_sizes().validate()
 
@@ -232,6 +253,26 @@ def pooled_state_dict(base: PolicyNet, input_pool: int) -> dict[str, torch.Tenso
     return out
 
 
+def activate(z: torch.Tensor, softplus_beta: float) -> torch.Tensor:
+    """A hidden unit's output: ``relu(z)`` for ``softplus_beta == 0``, else ``softplus(beta z) / beta``."""
+    if softplus_beta > 0:
+        return torch.nn.functional.softplus(z, beta=softplus_beta)
+    return torch.relu(z)
+
+
+def activation_slope(z: torch.Tensor, softplus_beta: float) -> torch.Tensor:
+    """``d activate(z) / dz``, the factor a backward pass applies per unit: the ReLU mask
+    ``1[z > 0]``, or ``sigmoid(beta z)`` for softplus (torch's softplus is linear for ``beta z > 20``,
+    where the sigmoid is 1 to float32 rounding)."""
+    if softplus_beta > 0:
+        return torch.sigmoid(softplus_beta * z)
+    return (z > 0).to(z.dtype)
+
+
+def _activation_module(softplus_beta: float) -> nn.Module:
+    return nn.Softplus(beta=softplus_beta) if softplus_beta > 0 else nn.ReLU()
+
+
 def gaussian_matrix(n: int, sigma: float) -> torch.Tensor:
     """``(n, n)`` matrix of a 1-D Gaussian low-pass with standard deviation ``sigma`` pixels; each
     row sums to 1, so near the border the window is renormalised over the pixels that exist."""
@@ -275,7 +316,7 @@ class CNNTrunk(nn.Module):
         layers: list[nn.Module] = [nn.AvgPool2d(config.input_pool)] if config.input_pool > 1 else []
         c_in = config.obs_shape[0]
         for c_out, k, s, p in config.convs:
-            layers += [nn.Conv2d(c_in, c_out, k, stride=s, padding=p), nn.ReLU()]
+            layers += [nn.Conv2d(c_in, c_out, k, stride=s, padding=p), _activation_module(config.softplus_beta)]
             c_in = c_out
         self.convs = nn.Sequential(*layers)
         # Outside ``convs`` so that the conv keys stay those of the unblurred network.
@@ -322,7 +363,7 @@ class CNNTrunk(nn.Module):
         if self.attention is not None:
             attn = self.attention(x)
             x = x * attn  # FLS: gate every position's feature vector (broadcast over channels)
-        h = torch.relu(self.linear(self._pool(x)))
+        h = activate(self.linear(self._pool(x)), self.config.softplus_beta)
         return (h, attn) if return_attention else h
 
 

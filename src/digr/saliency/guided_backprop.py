@@ -6,7 +6,8 @@ negative ``dy``). The rule is applied by running the unchanged policy under a
 :class:`torch.overrides.TorchFunctionMode` that routes ``torch.relu`` / ``F.relu`` (and so
 ``nn.ReLU``) to a guided ReLU for the duration of one call: no module is replaced, no hook is left
 behind, and any architecture made of ReLUs is covered, including the functional ReLU after
-``PolicyNet``'s first linear layer.
+``PolicyNet``'s first linear layer. A smooth-unit network's softplus units follow the same rule
+with their slope in place of the ReLU's mask.
 
 Map: ``sum_c |guided grad|`` over channels, divided by its max. Target: the greedy action unless
 given.
@@ -34,7 +35,25 @@ class _GuidedReLUFn(torch.autograd.Function):
         return grad.clamp_min(0) * (out > 0).to(grad.dtype)
 
 
+class _GuidedSoftplusFn(torch.autograd.Function):
+    """The guided rule for ``softplus(beta x) / beta`` (a smooth-unit network,
+    :attr:`digr.models.PolicyConfig.softplus_beta`): the unit's slope ``sigmoid(beta x)`` takes the
+    place of the ReLU's mask ``[x > 0]``, and negative ``dy`` is dropped as for a ReLU."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, beta: float, threshold: float) -> torch.Tensor:  # type: ignore[override]
+        ctx.save_for_backward(x)
+        ctx.beta = beta
+        return F.softplus(x, beta=beta, threshold=threshold)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
+        (x,) = ctx.saved_tensors
+        return grad.clamp_min(0) * torch.sigmoid(ctx.beta * x), None, None
+
+
 _RELUS = {torch.relu, torch.relu_, F.relu, F.relu_, torch.Tensor.relu, torch.Tensor.relu_}
+_SOFTPLUS = {F.softplus, torch._C._nn.softplus}
 
 
 class GuidedReLUMode(TorchFunctionMode):
@@ -43,6 +62,9 @@ class GuidedReLUMode(TorchFunctionMode):
     def __torch_function__(self, func, types, args=(), kwargs=None):
         if func in _RELUS:
             return _GuidedReLUFn.apply(args[0])
+        if func in _SOFTPLUS:
+            kw = dict(zip(("beta", "threshold"), args[1:])) | (kwargs or {})
+            return _GuidedSoftplusFn.apply(args[0], float(kw.get("beta", 1.0)), float(kw.get("threshold", 20.0)))
         return func(*args, **(kwargs or {}))
 
 
