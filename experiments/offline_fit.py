@@ -36,29 +36,6 @@ from digr.evaluation.saliency_benchmark import evaluate_saliency
 from digr.models import load_policy
 
 
-def smooth_student(student: torch.nn.Module, beta: float) -> None:
-    """Prototype of a smooth-activation student: every ReLU of ``student`` (the conv stack's
-    modules and the trunk's functional one) becomes ``softplus(beta x) / beta``, in place. Its
-    second derivative is non-zero, so eq. 4's double backward sees how moving a unit's activation
-    boundary changes the input gradient (through a ReLU it sees only the weights' values)."""
-    import types
-
-    import torch.nn.functional as F
-
-    convs = student.trunk.convs
-    for k, m in enumerate(convs):
-        if isinstance(m, torch.nn.ReLU):
-            convs[k] = torch.nn.Softplus(beta=beta)
-    trunk = student.trunk
-
-    def forward(self, obs, *, return_attention=False):
-        x = self.features(obs)
-        h = F.softplus(self.linear(self._pool(x)), beta=beta)
-        return (h, None) if return_attention else h
-
-    trunk.forward = types.MethodType(forward, trunk)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--task", required=True)
@@ -74,7 +51,7 @@ def main() -> None:
     ap.add_argument("--init-from", metavar="POLICY_DIR",
                     help="start from this trained student's weights (same architecture) instead")
     ap.add_argument("--softplus", type=float, default=0.0, metavar="BETA",
-                    help="prototype: replace every ReLU of the student by softplus(BETA x) / BETA")
+                    help="the student's ReLUs become softplus(BETA x) / BETA (same as --set student_softplus=BETA)")
     ap.add_argument("--set", action="append", default=[], metavar="FIELD=JSON",
                     help="override a DistillConfig field of the default recipe, e.g. --set alpha=1")
     args = ap.parse_args()
@@ -88,18 +65,20 @@ def main() -> None:
     sconf = teacher.config
     if cfg.student_input_blur > 0:
         sconf = replace(sconf, input_blur=float(cfg.student_input_blur)).validate()
+    beta = args.softplus or cfg.student_softplus
+    if beta > 0:
+        sconf = replace(sconf, softplus_beta=float(beta)).validate()
     student = init_student(sconf, seed=cfg.seed)
     if args.init_from:
         student.load_state_dict(load_policy(args.init_from, task=spec.name).state_dict(), strict=True)
     elif cfg.warm_start:
         student.load_state_dict(init_weights(teacher, sconf, args.teacher), strict=True)
-    if args.softplus > 0:
-        smooth_student(student, args.softplus)
+    if beta > 0:  # the warm-started smooth student's distance from the teacher
         with torch.no_grad():
             i = torch.arange(min(512, n))
             lp = torch.log_softmax(student(data.obs(i)), -1)
             kl0 = (data.probs[i] * (torch.log(data.probs[i].clamp_min(1e-12)) - lp)).sum(-1).mean()
-        print(json.dumps({"softplus_beta": args.softplus, "kl_at_start": round(float(kl0), 5)}), flush=True)
+        print(json.dumps({"softplus_beta": beta, "kl_at_start": round(float(kl0), 5)}), flush=True)
     dist = Distiller(student, config=cfg)
     gen = torch.Generator().manual_seed(args.seed)
     print(json.dumps({"config": {k: getattr(cfg, k) for k in over} | {"n": n}}), flush=True)
