@@ -9,8 +9,10 @@ online buffer is what keeps the student's behaviour on its own states.
 
 Prints, every ``--every`` updates, the training batches' eq. 4 term (unweighted: the penalised
 share with the mean normaliser, plus 1 - r with mean+pearson) and the map agreement on held-out
-states (cached reference maps); with ``--table1 N`` also Table 1's vanilla-gradient row (important / unimportant / AUC) on N benchmark
-states, for tasks with ground-truth masks.
+states (cached reference maps); with ``--table1 N`` also Table 1's vanilla-gradient row
+(important / unimportant / AUC) on N benchmark states, for tasks with ground-truth masks. With
+``--softplus BETA`` it first prints the warm-started smooth student's KL to the teacher on the
+dataset's first 512 states.
 
 usage: python experiments/offline_fit.py --task highway --teacher results/highway/teacher \
     --dataset runs/hw/ds --steps 1000 [--optimizer adam --lr 1e-3 --alpha 10 --blur 1.25 ...]
@@ -29,6 +31,7 @@ import torch
 from digr.distill.config import DistillConfig
 from digr.distill.dataset import load_dataset
 from digr.distill.distiller import Distiller, init_student
+from digr.distill.losses import distillation_loss
 from digr.distill.trainer import init_weights
 from digr.envs import get_task
 from digr.evaluation.agreement import map_agreement
@@ -76,9 +79,8 @@ def main() -> None:
     if beta > 0:  # the warm-started smooth student's distance from the teacher
         with torch.no_grad():
             i = torch.arange(min(512, n))
-            lp = torch.log_softmax(student(data.obs(i)), -1)
-            kl0 = (data.probs[i] * (torch.log(data.probs[i].clamp_min(1e-12)) - lp)).sum(-1).mean()
-        print(json.dumps({"softplus_beta": beta, "kl_at_start": round(float(kl0), 5)}), flush=True)
+            _, m0 = distillation_loss(student(data.obs(i)), data.probs[i])
+        print(json.dumps({"softplus_beta": beta, "kl_at_start": round(m0.kl, 5)}), flush=True)
     dist = Distiller(student, config=cfg)
     gen = torch.Generator().manual_seed(args.seed)
     print(json.dumps({"config": {k: getattr(cfg, k) for k in over} | {"n": n}}), flush=True)
