@@ -133,3 +133,36 @@ def test_cli_errors(tmp_path, capsys, args, message):
     assert rc == 2
     err = capsys.readouterr().err
     assert err.startswith("digr: error:") and message in err
+
+
+def test_surrogate_softplus_attacks_through_the_smooth_twin(monkeypatch):
+    import digr.evaluation.robustness as rob
+
+    seen = []
+    real = rob.get_attack
+    monkeypatch.setattr(rob, "get_attack", lambda name, p, **kw: seen.append(p) or real(name, p, **kw))
+    policy = tiny_rfg_policy(5)
+    own = evaluate_robustness(policy, TASK, attack="fgsm", eps=4 / 255, episodes=1, seed=0)
+    twin = evaluate_robustness(policy, TASK, attack="fgsm", eps=4 / 255, episodes=1, seed=0,
+                               surrogate_softplus=50)
+    assert own["surrogate_softplus"] == 0.0 and twin["surrogate_softplus"] == 50.0
+    assert seen[0] is policy  # the paper's setting: the policy's own gradient
+    assert seen[1] is not policy and seen[1].config.softplus_beta == 50.0 and policy.config.softplus_beta == 0
+    assert all(torch.equal(a, b) for a, b in zip(policy.state_dict().values(), seen[1].state_dict().values()))
+    rows = robustness_sweep(policy, TASK, attacks=("fgsm",), eps_values=(4 / 255,), episodes=1,
+                            seed=0, surrogate_softplus=50)
+    assert rows[0]["surrogate_softplus"] == 50.0 and {**rows[0]} == twin
+    for bad in (-1, float("nan"), 1e9, "50"):
+        with pytest.raises(DigrError, match="surrogate_softplus"):
+            evaluate_robustness(policy, TASK, attack="fgsm", eps=4 / 255, episodes=1, surrogate_softplus=bad)
+
+
+def test_cli_surrogate_softplus(tmp_path, capsys):
+    ckpt = save_policy(tiny_rfg_policy(4), tmp_path / "policy", task=TASK)
+    base = ["evaluate", "robustness", "--policy", str(ckpt), "--task", TASK, "--attack", "fgsm",
+            "--eps", "4/255", "--episodes", "1"]
+    assert main([*base, "--surrogate-softplus", "50", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["surrogate_softplus"] == 50.0
+    assert main([*base, "--surrogate-softplus=-1"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("digr: error:") and "surrogate_softplus" in err

@@ -118,3 +118,43 @@ def test_perturbation_maps_of_a_softplus_network_skip_the_incremental_engine():
     auto = perturbation_saliency(net, x, radius=3)
     batched = perturbation_saliency(net, x, radius=3, engine="batched")
     assert torch.allclose(auto, batched, atol=1e-5)
+
+
+def test_smooth_surrogate_is_the_same_weights_with_smooth_units():
+    from digr.models.cnn import smooth_surrogate
+
+    torch.manual_seed(7)
+    base = PolicyNet(CFG).eval()
+    twin = smooth_surrogate(base, 1e4)
+    assert twin is not base and twin.config.softplus_beta == 1e4 and base.config.softplus_beta == 0
+    assert all(torch.equal(a, b) for a, b in zip(base.state_dict().values(), twin.state_dict().values()))
+    x = torch.rand(2, 2, 24, 24)
+    assert torch.allclose(twin(x), base(x), atol=1e-2)  # a few ln 2 / beta per layer
+    assert smooth_surrogate(base, 0) is base  # 0: the policy's own gradient
+    smooth = PolicyNet(_smooth(5.0))
+    assert smooth_surrogate(smooth, 50.0) is smooth  # a smooth policy is its own twin
+
+
+def test_a_masked_relu_gradient_is_seen_through_its_twin():
+    """A ReLU unit dead at the clean state but alive within eps: the policy's own gradient is zero
+    (FGSM leaves the state as it is), its twin's is not, and the step it gives flips the ReLU
+    policy's action. This is the gradient masking ``surrogate_softplus`` exists for."""
+    from digr.attacks import get_attack
+    from digr.models.cnn import smooth_surrogate
+
+    net = PolicyNet(PolicyConfig(obs_shape=(1, 8, 8), n_actions=2, convs=((1, 8, 8, 0),), hidden=1)).eval()
+    with torch.no_grad():
+        for p in net.parameters():
+            p.zero_()
+        net.trunk.convs[0].weight.fill_(1 / 64)  # z = mean(x) - 0.51: -0.01 at x = 0.5
+        net.trunk.convs[0].bias.fill_(-0.51)
+        net.trunk.linear.weight.fill_(1.0)
+        net.pi.weight.copy_(torch.tensor([[0.0], [10.0]]))
+        net.pi.bias.copy_(torch.tensor([1e-3, 0.0]))  # action 0 while the unit is dead
+    x = torch.full((1, 1, 8, 8), 0.5)
+    assert net(x).argmax(-1).item() == 0
+    own = get_attack("fgsm", net, eps=8 / 255).perturb(x, target=0)
+    assert torch.equal(own, x) and net(own).argmax(-1).item() == 0  # masked: no step at all
+    through_twin = get_attack("fgsm", smooth_surrogate(net, 50.0), eps=8 / 255).perturb(x, target=0)
+    assert torch.allclose(through_twin, x + 8 / 255)
+    assert net(through_twin).argmax(-1).item() == 1

@@ -43,7 +43,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     # eq. 5's weight in `digr distill`.
     add_fields(p, RobustnessConfig, FIELDS, required=("attack", "eps"), defaults=True,
                types={"eps": eps_value, "episodes": episode_count, "seed": seed_value, "attack_steps": pos_int},
-               metavars={"attack": "NAME", "eps": "E", "attack_steps": "STEPS", "step_size": "ALPHA"})
+               metavars={"attack": "NAME", "eps": "E", "attack_steps": "STEPS", "step_size": "ALPHA",
+                        "surrogate_softplus": "BETA"})
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
 
@@ -56,6 +57,7 @@ def run(args: argparse.Namespace) -> int:
     spec = resolve_task(args, args.policy)
     policy = load_policy(args.policy, task=spec.name)
     result = evaluate_robustness(policy, spec.name, attack=resolve_attack_name(cfg.attack), eps=cfg.eps,
-                                 episodes=cfg.episodes, seed=cfg.seed, **cfg.attack_settings())
+                                 episodes=cfg.episodes, seed=cfg.seed,
+                                 surrogate_softplus=cfg.surrogate_softplus, **cfg.attack_settings())
     emit({"task": spec.name, "policy": str(args.policy), **result}, as_json=args.json)
     return 0

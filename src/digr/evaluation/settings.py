@@ -18,6 +18,17 @@ from digr.errors import MAX_EPISODES, MAX_STATES, DigrError, check_int
 C = TypeVar("C")
 
 
+def check_surrogate_softplus(beta: Any) -> float:
+    """``beta`` as a float if it is 0 or in ``(0, MAX_SOFTPLUS_BETA]``, else :class:`DigrError`."""
+    from digr.models.cnn import MAX_SOFTPLUS_BETA
+
+    if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not (
+            math.isfinite(beta) and 0 <= beta <= MAX_SOFTPLUS_BETA):
+        raise DigrError(f"surrogate_softplus must be 0 (the policy's own gradient) or a number in "
+                        f"(0, {MAX_SOFTPLUS_BETA:g}], got {beta!r}")
+    return float(beta)
+
+
 def from_options(cls: type[C], **values: Any) -> C:
     """``cls`` with the given fields over its defaults (``None``: keep the default), validated."""
     known = {f.name for f in fields(cls)}
@@ -66,6 +77,10 @@ class RobustnessConfig:
     """Iterations of pgd / mi-fgsm / mad (None: the attack's own, 10; fgsm is one step)."""
     step_size: float | None = None
     """Step size of pgd / mi-fgsm / mad in the pixel scale (None: the attack's own)."""
+    surrogate_softplus: float = 0.0
+    """0: the attack follows the policy's own gradient (the paper's setting). BETA > 0: it follows
+    the gradient of the policy's smooth twin (same weights, every ReLU a softplus of that beta;
+    e.g. 50) while the policy acts, which a ReLU network's masked gradient cannot hide from."""
 
     def validate(self) -> "RobustnessConfig":
         from digr.attacks import check_eps, resolve_attack_name
@@ -80,6 +95,7 @@ class RobustnessConfig:
             check_int("attack_steps", self.attack_steps)
         if self.step_size is not None and not (math.isfinite(self.step_size) and self.step_size > 0):
             raise DigrError(f"step_size must be a finite number > 0, got {self.step_size}")
+        check_surrogate_softplus(self.surrogate_softplus)
         return self
 
     def attack_settings(self) -> dict[str, Any]:

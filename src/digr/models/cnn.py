@@ -4,7 +4,7 @@ with a Free-Lunch Saliency attention module after the last conv (:mod:`digr.mode
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 import torch
@@ -209,8 +209,6 @@ def pooled_student_config(base: PolicyConfig, input_pool: int) -> PolicyConfig:
     a stride-8 tile layer can: each pixel of a tile has its own weight). :class:`DigrError` if the
     first conv's kernel, stride or padding is not a multiple of ``input_pool``.
     """
-    from dataclasses import replace
-
     from digr.errors import DigrError, check_int
 
     input_pool = check_int("input_pool", input_pool)
@@ -267,6 +265,25 @@ def activation_slope(z: torch.Tensor, softplus_beta: float) -> torch.Tensor:
     if softplus_beta > 0:
         return torch.sigmoid(softplus_beta * z)
     return (z > 0).to(z.dtype)
+
+
+def smooth_surrogate(policy: "PolicyNet", softplus_beta: float) -> "PolicyNet":
+    """``policy``'s smooth twin: the same weights with every ReLU replaced by
+    ``softplus(beta z) / beta`` (an eval-mode copy; ``policy`` itself when it already has smooth
+    units or ``softplus_beta`` is 0).
+
+    What it is for: attacking a ReLU network through its twin's gradient (BPDA, Athalye et al.
+    2018). A ReLU network's input gradient passes nothing through a dead unit and is constant
+    between activation boundaries, so a gradient attack can stall where the network is not robust
+    (gradient masking); the twin's logits stay within a few ``ln 2 / beta`` of the network's, its
+    gradient does not vanish. :func:`digr.evaluation.robustness.evaluate_robustness` uses it with
+    ``surrogate_softplus``.
+    """
+    if softplus_beta == 0 or policy.config.softplus_beta > 0:
+        return policy
+    twin = PolicyNet(replace(policy.config, softplus_beta=float(softplus_beta)))
+    twin.load_state_dict(policy.state_dict(), strict=True)
+    return twin.to(next(policy.parameters()).device).eval()
 
 
 def _activation_module(softplus_beta: float) -> nn.Module:
