@@ -315,3 +315,20 @@ def test_performance_reading_flags_a_weak_teacher_and_compares_students():
     rep = SimpleNamespace(spec=get_task("red-fetch-green"), metric="success_rate")  # bar 0.99
     assert performance_reading(rep, "teacher", 1.0, 1.0).startswith("meets")
     assert performance_reading(rep, "digr", 0.96, 1.0) == "-0.040 vs the teacher"
+
+
+def test_report_robustness_through_the_smooth_twin(tmp_path, capsys):
+    d = fake_pipeline(tmp_path / "pipe")
+    args = ["report", str(d), *QUICK, "--sections", "robustness", "--json"]
+    assert main(args) == 0
+    own = json.loads(capsys.readouterr().out)["robustness"]
+    assert "follows the policy's own gradient" in (d / "report.md").read_text()
+    assert main([*args, "--surrogate-softplus", "50"]) == 0
+    twin = json.loads(capsys.readouterr().out)["robustness"]
+    text = (d / "report.md").read_text()
+    assert "smooth twin (the same weights, softplus units of beta 50)" in text
+    assert "--seed 0 --surrogate-softplus 50 --json" in text  # the printed commands reproduce it
+    assert "--surrogate-softplus 50.0" in text  # and the report's own command line
+    assert set(twin) == set(own) and all(len(twin[r]) == len(own[r]) for r in own)
+    cached = json.loads((d / "eval" / "robustness-teacher.json").read_text())
+    assert cached["key"]["surrogate_softplus"] == 50.0  # its own cache entry, not the own-gradient one

@@ -67,7 +67,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                       "robustness_episodes": episode_count, "workers": pos_int, "seed": seed_value,
                       "batch_size": pos_int, "repeats": pos_int, "device": device_name, "panel_states": pos_int,
                       "gif_frames": pos_int, "gif_min_frames": pos_int},
-               metavars={"timing_max_seconds": "SECONDS"})
+               metavars={"timing_max_seconds": "SECONDS", "surrogate_softplus": "BETA"})
     p.add_argument("--eps", type=eps_value, nargs="+", default=None, metavar="E",
                    help="robustness eps sweep, [0, 1] pixel scale, fractions like 8/255 accepted "
                         "(default 0 1/255 2/255 4/255 8/255 16/255)")

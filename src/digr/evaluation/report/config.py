@@ -28,6 +28,10 @@ class ReportConfig:
     """Robustness eps sweep in the [0, 1] pixel scale; None: ``robustness.DEFAULT_EPS``."""
     attacks: tuple[str, ...] | None = None
     """Attacks to sweep; None: all registered."""
+    surrogate_softplus: float = 0.0
+    """0: every policy is attacked through its own gradient (the paper's setting). BETA > 0: through
+    its smooth twin's (``digr evaluate robustness --surrogate-softplus``), which a ReLU network's
+    masked gradient cannot hide from."""
     workers: int = 1
     """Ray CPUs for the robustness sweep's points (1: one after the other in this process, no Ray;
     more needs ``pip install 'digr[ray]'``); the results, and so the cache keys, do not depend on it."""
@@ -71,9 +75,9 @@ def fmt_eps(eps: float) -> str:
     return repr(float(eps))
 
 
-OPTION_FIELDS = ("states", "agreement_states", "episodes", "robustness_episodes", "workers", "seed", "batch_size",
-                 "repeats", "timing_max_seconds", "device", "panel_states", "gif_frames", "gif_min_frames",
-                 "gif_fps")
+OPTION_FIELDS = ("states", "agreement_states", "episodes", "robustness_episodes", "surrogate_softplus", "workers",
+                 "seed", "batch_size", "repeats", "timing_max_seconds", "device", "panel_states", "gif_frames",
+                 "gif_min_frames", "gif_fps")
 """The :class:`ReportConfig` fields that are plain options of ``digr report`` (``--eps``,
 ``--attacks``, ``--setting``, ``--sections`` and ``--threads`` fill the rest); shared by the CLI and
 :func:`report_command`, which quotes them."""
@@ -113,5 +117,8 @@ def check_config(cfg: ReportConfig) -> None:
                  "gif_frames", "gif_min_frames", "agreement_states"):
         check_int(name, getattr(cfg, name))
     check_int("seed", cfg.seed, minimum=0)
+    from digr.evaluation.settings import check_surrogate_softplus
+
+    check_surrogate_softplus(cfg.surrogate_softplus)
     if not cfg.timing_max_seconds > 0 or not cfg.gif_fps > 0:
         raise DigrError("timing_max_seconds and gif_fps must be > 0")
