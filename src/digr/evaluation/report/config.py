@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from digr.errors import DigrError, check_int
+from digr.evaluation.settings import check_surrogate_softplus
 
 SECTIONS = ("agreement", "table1", "timing", "performance", "robustness", "panels", "gif")
 """Report sections, in the order they are written."""
@@ -117,8 +118,6 @@ def check_config(cfg: ReportConfig) -> None:
                  "gif_frames", "gif_min_frames", "agreement_states"):
         check_int(name, getattr(cfg, name))
     check_int("seed", cfg.seed, minimum=0)
-    from digr.evaluation.settings import check_surrogate_softplus
-
     check_surrogate_softplus(cfg.surrogate_softplus)
     if not cfg.timing_max_seconds > 0 or not cfg.gif_fps > 0:
         raise DigrError("timing_max_seconds and gif_fps must be > 0")
