@@ -27,6 +27,14 @@ def test_defaults_are_the_default_recipe_with_table_3_optimiser():
     assert config_from_args(_args("--student-input-blur", "1")).student_input_blur == 1
 
 
+def test_recipe_smooth_gives_a_softplus_student_with_the_adversarial_kl_at_16():
+    cfg = config_from_args(_args("--recipe", "smooth"))
+    assert (cfg.recipe, cfg.student_softplus, cfg.adv_eps, cfg.adv_weight, cfg.adv_project) == \
+        ("smooth", 50.0, 16 / 255, 0.25, True)
+    assert (cfg.rollout_greedy, cfg.rollout_teacher, cfg.lr_anneal) == (1.0, 0.5, True)
+    assert config_from_args(_args("--recipe", "smooth", "--student-softplus", "0")).student_softplus == 0
+
+
 def test_options_are_forwarded():
     cfg = config_from_args(_args("--alpha", "3", "--igr-normalizer", "max", "--steps", "7",
                                  "--student-input-blur", "1.5"))

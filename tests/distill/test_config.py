@@ -29,6 +29,23 @@ def test_default_recipe_is_the_same_on_every_task(task):
         DistillConfig.for_task(spec, recipe="magic")
 
 
+@pytest.mark.parametrize("task", ["red-fetch-green", "breakout", "highway"])
+def test_smooth_recipe_is_the_default_plus_the_same_extensions_on_every_task(task):
+    spec = get_task(task)
+    default, smooth = DistillConfig.for_task(spec), DistillConfig.for_task(spec, recipe="smooth")
+    changed = {k: v for k, v in smooth.to_dict().items() if default.to_dict()[k] != v}
+    assert changed == {"recipe": "smooth", "student_softplus": 50.0, "adv_eps": 16 / 255, "adv_weight": 0.25,
+                       "adv_project": True, "rollout_greedy": 1.0, "rollout_teacher": 0.5, "lr_anneal": True}
+    assert DistillConfig.for_task(spec, recipe="smooth", adv_eps=8 / 255).adv_eps == 8 / 255
+
+
+def test_smooth_recipe_is_distilled_at_the_sweeps_largest_radius():
+    from digr.distill.config import LARGEST_ATTACK_EPS
+    from digr.evaluation.robustness import DEFAULT_EPS
+
+    assert LARGEST_ATTACK_EPS == max(DEFAULT_EPS)
+
+
 def test_overrides_and_none_values():
     cfg = DistillConfig.for_task(get_task("red-fetch-green"), alpha=0.5, steps=None)
     assert cfg.alpha == 0.5 and cfg.steps == DistillConfig().steps
@@ -87,4 +104,8 @@ def test_report_names_each_students_recipe_and_the_options_beyond_it(tmp_path):
     assert student_recipe(run("b", more)) == "default + rollout_greedy=1, rollout_teacher=0.5"
     paper = DistillConfig.for_task(spec, recipe="paper", use_igr=False)
     assert student_recipe(run("c", paper)) == "paper, --no-igr"
+    assert student_recipe(run("d", DistillConfig.for_task(spec, recipe="smooth"))) == "smooth"
+    # a run made before the preset, with its options spelled out, reads as the default plus them
+    spelled = DistillConfig.for_task(spec, student_softplus=50.0, adv_eps=16 / 255)
+    assert student_recipe(run("e", spelled)) == "default + adv_eps=16/255, student_softplus=50"
     assert student_recipe(tmp_path / "none") == "—"

@@ -57,7 +57,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_task(p, required=False)
     p.add_argument("--out", required=True, help="run folder (created; resumed if it exists)")
     p.add_argument("--recipe", choices=RECIPES, default="default",
-                   help="named settings to start from (default: default; paper: Table 3 as printed)")
+                   help="named settings to start from (default: default; paper: Table 3 as printed; smooth: the "
+                        "candidate next default, softplus student + adversarial KL at 16/255)")
     p.add_argument("--init", default=None, metavar="CKPT",
                    help="warm start beyond the paper: the student starts from this policy checkpoint's weights "
                         "('teacher': the --teacher checkpoint); it must have the student's architecture or be "

@@ -50,9 +50,16 @@ def _overrides(task: Any, recipe: str, d: Mapping[str, Any]) -> str:
     except (DigrError, TypeError):
         return ""
     skip = RESUMABLE_FIELDS | {"seed", "eval_seed", "recipe", "use_igr"}
-    diff = [f"{k}={d[k]:g}" if isinstance(d[k], float) else f"{k}={d[k]}"
-            for k in base if k not in skip and k in d and d[k] != base[k]]
+    diff = [f"{k}={_value(k, d[k])}" for k in base if k not in skip and k in d and d[k] != base[k]]
     return f" + {', '.join(diff)}" if diff else ""
+
+
+def _value(name: str, v: Any) -> str:
+    """A setting as a table prints it; a radius in grey levels (``16/255``) when it is a whole number
+    of them, as the CLI takes it."""
+    if name == "adv_eps" and isinstance(v, (int, float)) and v > 0 and abs(v * 255 - round(v * 255)) < 1e-9:
+        return f"{round(v * 255)}/255"
+    return f"{v:g}" if isinstance(v, float) else str(v)
 
 
 def agreement_reading(a: Mapping[str, Any]) -> str:
