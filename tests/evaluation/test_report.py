@@ -317,18 +317,42 @@ def test_performance_reading_flags_a_weak_teacher_and_compares_students():
     assert performance_reading(rep, "digr", 0.96, 1.0) == "-0.040 vs the teacher"
 
 
-def test_report_robustness_through_the_smooth_twin(tmp_path, capsys):
+def test_report_robustness_is_the_lower_of_own_and_twin_attacks(tmp_path, capsys):
     d = fake_pipeline(tmp_path / "pipe")
     args = ["report", str(d), *QUICK, "--sections", "robustness", "--json"]
     assert main(args) == 0
     own = json.loads(capsys.readouterr().out)["robustness"]
     assert "follows the policy's own gradient" in (d / "report.md").read_text()
+    own_cache = (d / "eval" / "robustness-teacher.json").read_text()
     assert main([*args, "--surrogate-softplus", "50"]) == 0
-    twin = json.loads(capsys.readouterr().out)["robustness"]
+    both = json.loads(capsys.readouterr().out)["robustness"]
     text = (d / "report.md").read_text()
-    assert "smooth twin (the same weights, softplus units of beta 50)" in text
-    assert "--seed 0 --surrogate-softplus 50 --json" in text  # the printed commands reproduce it
+    assert "the **lower** of two attacks" in text and "softplus units of beta 50" in text
+    assert "--seed 0 --surrogate-softplus 50 --json" in text  # the printed commands reproduce both
+    assert "--seed 0 --json" in text
     assert "--surrogate-softplus 50.0" in text  # and the report's own command line
-    assert set(twin) == set(own) and all(len(twin[r]) == len(own[r]) for r in own)
-    cached = json.loads((d / "eval" / "robustness-teacher.json").read_text())
-    assert cached["key"]["surrogate_softplus"] == 50.0  # its own cache entry, not the own-gradient one
+    assert set(both) == set(own) and all(len(both[r]) == len(own[r]) for r in own)
+    # no point is above its own-gradient figure, and each says which attack it came from
+    for r in own:
+        for o, b in zip(own[r], both[r]):
+            assert (o["attack"], o["eps"]) == (b["attack"], b["eps"]) and b["through"] in ("own", "twin")
+            key = next(k for k in b if k not in ("attack", "eps", "through"))
+            assert b[key] <= o[key]
+    # the own-gradient sweep keeps its cache entry; the twin's has its own
+    assert (d / "eval" / "robustness-teacher.json").read_text() == own_cache
+    cached = json.loads((d / "eval" / "robustness-twin-teacher.json").read_text())
+    assert cached["key"]["surrogate_softplus"] == 50.0
+
+
+def test_lower_of_takes_the_stronger_attack_per_point():
+    from digr.evaluation.report.robustness import lower_of
+
+    own = [{"attack": "mad", "eps": 16 / 255, "success_rate": 0.92}, {"attack": "mad", "eps": 8 / 255,
+                                                                       "success_rate": 0.40}]
+    twin = [{"attack": "mad", "eps": 8 / 255, "success_rate": 0.40}, {"attack": "mad", "eps": 16 / 255,
+                                                                      "success_rate": 0.00}]
+    rows = lower_of(own, twin, "success_rate")
+    assert [r["success_rate"] for r in rows] == [0.00, 0.40]  # in the own sweep's order
+    assert rows[0]["through"] == "twin" and rows[0]["own"]["success_rate"] == 0.92
+    assert rows[1]["through"] == "own"  # a tie goes to the paper's setting
+    assert lower_of(own, None, "success_rate") is own

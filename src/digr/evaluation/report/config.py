@@ -30,9 +30,10 @@ class ReportConfig:
     attacks: tuple[str, ...] | None = None
     """Attacks to sweep; None: all registered."""
     surrogate_softplus: float = 0.0
-    """0: every policy is attacked through its own gradient (the paper's setting). BETA > 0: through
-    its smooth twin's (``digr evaluate robustness --surrogate-softplus``), which a ReLU network's
-    masked gradient cannot hide from."""
+    """0: every policy is attacked through its own gradient (the paper's setting). BETA > 0: every
+    ReLU policy is also attacked through its smooth twin's gradient (``digr evaluate robustness
+    --surrogate-softplus``), which a masked ReLU gradient cannot hide from, and each point reports
+    the lower of the two (a smooth policy is its own twin)."""
     workers: int = 1
     """Ray CPUs for the robustness sweep's points (1: one after the other in this process, no Ray;
     more needs ``pip install 'digr[ray]'``); the results, and so the cache keys, do not depend on it."""

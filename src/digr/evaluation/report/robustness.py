@@ -23,15 +23,23 @@ def robustness_section(rep: Report) -> None:
         return
     attacks = [resolve_attack_name(a) for a in (cfg.attacks or ATTACK_NAMES)]
     eps_list = list(rob.DEFAULT_EPS if cfg.eps is None else cfg.eps)
-    sweeps: dict[str, list[dict[str, Any]]] = {}
+    own: dict[str, list[dict[str, Any]]] = {}
+    twin: dict[str, list[dict[str, Any]]] = {}
     for r in rep.roles:
         key = {"kind": "robustness", "weights": rep.digests[r], "task": spec.name, "attacks": attacks,
                "eps": eps_list, "episodes": cfg.robustness_episodes, "seed": cfg.seed}
-        if cfg.surrogate_softplus:  # only then, so that the paper-setting caches stay valid
-            key["surrogate_softplus"] = cfg.surrogate_softplus
-        sweeps[r] = rep.cache(f"robustness-{cache_slug(r)}", key, lambda r=r: rob.robustness_sweep(
+        own[r] = rep.cache(f"robustness-{cache_slug(r)}", key, lambda r=r: rob.robustness_sweep(
             rep.net(r), spec.name, attacks=attacks, eps_values=eps_list, episodes=cfg.robustness_episodes,
-            seed=cfg.seed, workers=cfg.workers, surrogate_softplus=cfg.surrogate_softplus))
+            seed=cfg.seed, workers=cfg.workers))
+        # a smooth policy is its own twin: its own-gradient sweep is already the honest one
+        if cfg.surrogate_softplus and rep.net(r).config.softplus_beta == 0:
+            twin[r] = rep.cache(
+                f"robustness-twin-{cache_slug(r)}", {**key, "surrogate_softplus": cfg.surrogate_softplus},
+                lambda r=r: rob.robustness_sweep(
+                    rep.net(r), spec.name, attacks=attacks, eps_values=eps_list,
+                    episodes=cfg.robustness_episodes, seed=cfg.seed, workers=cfg.workers,
+                    surrogate_softplus=cfg.surrogate_softplus))
+    sweeps = {r: lower_of(own[r], twin.get(r), metric) for r in rep.roles}
     from digr.evaluation.report.performance import chance_row
 
     figures.robustness_chart(sweeps, rep.figdir / "robustness.png", metric=metric, chance=chance_row(rep)[metric])
@@ -40,33 +48,63 @@ def robustness_section(rep: Report) -> None:
                f"{cfg.seed}+k). `{metric}` per point; each table is printed by the loops above it (one JSON "
                "line per eps, one loop per column).", "", "![robustness](figures/robustness.png)", ""]
     if cfg.surrogate_softplus:
-        rep.md += [f"Each attack follows the gradient of the policy's smooth twin (the same weights, "
-                   f"softplus units of beta {cfg.surrogate_softplus:g}) while the policy acts, so a ReLU "
-                   "network's masked gradient does not hide a weakness.", ""]
+        rep.md += [f"Each point is the **lower** of two attacks: through the policy's own gradient (the paper's "
+                   f"setting) and through its smooth twin's (the same weights, softplus units of beta "
+                   f"{cfg.surrogate_softplus:g}) while the policy acts, so a ReLU network's masked gradient "
+                   "does not hide a weakness. Where the twin's attack was the stronger the cell gives the "
+                   "own-gradient figure beside it (`0.000 (own 1.000)`: masked there). A policy with softplus "
+                   "units is its own twin.", ""]
     else:
         rep.md += ["Each attack follows the policy's own gradient (the paper's setting); a ReLU network's "
-                   "gradient can mask a weakness there (`--surrogate-softplus 50` attacks through a "
-                   "smooth twin instead).", ""]
-    surrogate = ["--surrogate-softplus", f"{cfg.surrogate_softplus:g}"] if cfg.surrogate_softplus else []
+                   "gradient can mask a weakness there (`--surrogate-softplus 50` also attacks through a "
+                   "smooth twin and reports the lower of the two).", ""]
     eps_args = " ".join(fmt_eps(e) for e in eps_list)
     for attack in attacks:
-        loops = [f"for EPS in {eps_args}; do\n  "
-                 + rep.command("evaluate", "robustness", "--policy", rep.paths[r], "--task", spec.name,
-                               "--attack", attack)
-                 + ' --eps "$EPS" '
-                 + shlex.join(["--episodes", str(cfg.robustness_episodes), "--seed", str(cfg.seed),
-                               *surrogate, "--json"])
-                 + "\ndone" for r in rep.roles]
+        loops = []
+        for r in rep.roles:
+            for surrogate in ([[]] + ([["--surrogate-softplus", f"{cfg.surrogate_softplus:g}"]] if r in twin else [])):
+                loops.append(f"for EPS in {eps_args}; do\n  "
+                             + rep.command("evaluate", "robustness", "--policy", rep.paths[r], "--task",
+                                           spec.name, "--attack", attack)
+                             + ' --eps "$EPS" '
+                             + shlex.join(["--episodes", str(cfg.robustness_episodes), "--seed", str(cfg.seed),
+                                           *surrogate, "--json"])
+                             + "\ndone")
         rep.md += [f"### {attack}", "", *cmd_block(loops),
                    "| eps | " + " | ".join(rep.roles) + " |", "|---:|" + "---:|" * len(rep.roles)]
         for e in eps_list:
             cells = []
             for r in rep.roles:
                 hit = [x for x in sweeps[r] if x["attack"] == attack and abs(x["eps"] - e) < 1e-12]
-                cells.append(f"{hit[0][metric]:.3f}" if hit else "—")
+                if not hit:
+                    cells.append("—")
+                    continue
+                cell = f"{hit[0][metric]:.3f}"
+                if hit[0].get("through") == "twin":
+                    cell += f" (own {hit[0]['own'][metric]:.3f})"
+                cells.append(cell)
             rep.md.append(f"| {fmt_eps(e)} | " + " | ".join(cells) + " |")
         rep.md.append("")
     rep.done("robustness")
     rep.summary["robustness"] = {
-        r: [{"attack": x["attack"], "eps": x["eps"], metric: x[metric]} for x in rows]
+        r: [{"attack": x["attack"], "eps": x["eps"], metric: x[metric],
+             **({"through": x["through"]} if "through" in x else {})} for x in rows]
         for r, rows in sweeps.items()}
+
+
+def lower_of(own: list[dict[str, Any]], twin: list[dict[str, Any]] | None, metric: str) -> list[dict[str, Any]]:
+    """Per (attack, eps) point, the row of whichever attack left ``metric`` lower: ``own`` (the
+    policy's own gradient) or ``twin`` (its smooth twin's); ``own`` as it is when there is no twin
+    sweep. A twin row that wins carries ``through="twin"`` and the own row under ``"own"``; ties go
+    to the own gradient (the paper's setting)."""
+    if twin is None:
+        return own
+    by_point = {(x["attack"], round(x["eps"] * 255, 6)): x for x in twin}
+    out = []
+    for x in own:
+        t = by_point.get((x["attack"], round(x["eps"] * 255, 6)))
+        if t is not None and t[metric] < x[metric]:
+            out.append({**t, "through": "twin", "own": x})
+        else:
+            out.append({**x, "through": "own"} if t is not None else x)
+    return out
