@@ -38,6 +38,25 @@ def test_pipeline_runs_every_stage_then_skips_them(tmp_path, teacher):
     assert sum("skipped" in line for line in logs) == 5
 
 
+def test_pipeline_trains_its_digr_student_with_the_named_recipe(tmp_path, teacher, capsys):
+    from dataclasses import replace
+
+    out = tmp_path / "pipe"
+    cfg = replace(_config(), recipe="smooth", report_sections=("agreement",), agreement_states=4)
+    Pipeline("red-fetch-green", out, teacher=teacher, config=cfg, log=lambda _: None, show_progress=False).run()
+    digr = json.loads((out / "digr" / "config.json").read_text())["distill"]
+    assert (digr["recipe"], digr["student_softplus"], digr["adv_eps"]) == ("smooth", 50.0, 16 / 255)
+    assert json.loads((out / "distill-only" / "config.json").read_text())["distill"]["recipe"] == "paper"
+    assert "| digr | smooth |" in (out / "report.md").read_text()
+    # an unknown recipe is refused before anything is written; the CLI offers the known ones
+    with pytest.raises(Exception, match="unknown recipe 'magic'"):
+        Pipeline("red-fetch-green", tmp_path / "new", teacher=teacher, config=replace(cfg, recipe="magic"))
+    assert not (tmp_path / "new").exists()
+    with pytest.raises(SystemExit):
+        main(["pipeline", "--task", "red-fetch-green", "--out", str(tmp_path / "new"), "--recipe", "magic"])
+    assert "invalid choice: 'magic'" in capsys.readouterr().err
+
+
 def test_pipeline_refuses_another_teacher_or_task(tmp_path, teacher, tiny_policy, capsys):
     out = tmp_path / "pipe"
     out.mkdir()

@@ -34,6 +34,9 @@ LAYOUT = {
 class PipelineConfig:
     """Budgets of one pipeline run. ``full`` uses the paper's sizes; ``demo`` fits 15 minutes."""
 
+    recipe: str = "default"
+    """The DIGR student's named recipe (:func:`digr.distill.config.recipe_settings`: ``default``,
+    ``paper``, ``smooth``); the distill-only baseline is always the paper's KL alone."""
     teacher_timesteps: int | None = None
     """PPO steps when the teacher is trained here (None: the task's Table 2 value)."""
     teacher_stop_at_success: float | None = 0.99
@@ -88,6 +91,10 @@ class Pipeline:
         from digr.envs import get_task
 
         self.parallel = parallel or ParallelConfig()  # where the dataset's shards run (default: serially)
+        from digr.distill.config import RECIPES
+
+        if config.recipe not in RECIPES:  # now, not after the teacher and the dataset
+            raise DigrError(f"unknown recipe {config.recipe!r}; choose one of: {', '.join(RECIPES)}")
         self.spec = get_task(task)
         self.out = Path(out)
         self.config = config
@@ -180,10 +187,10 @@ class Pipeline:
         from digr.distill.trainer import train_student
 
         c = self.config
-        # DIGR uses the default recipe; the baseline is the paper's "policy distillation only":
+        # DIGR uses the configured recipe (the default unless told); the baseline is the paper's "policy distillation only":
         # the teacher's architecture, freshly initialised, the KL term alone.
         cfg = DistillConfig.for_task(
-            self.spec, recipe="default" if kind == "digr" else "paper", steps=c.student_steps, eval_every=c.student_eval_every,
+            self.spec, recipe=c.recipe if kind == "digr" else "paper", steps=c.student_steps, eval_every=c.student_eval_every,
             eval_episodes=c.student_eval_episodes, seed=c.seed,
             use_igr=(kind == "digr"))
         dataset = self.out / "dataset" if kind == "digr" else None

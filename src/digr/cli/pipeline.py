@@ -14,6 +14,7 @@ from digr.cli.common import (
     seed_value,
 )
 from digr.cli.fields import add_fields, field_values
+from digr.distill.config import RECIPES
 from digr.pipeline import PRESETS, PipelineConfig, preset_config
 
 NAME = "pipeline"
@@ -27,7 +28,7 @@ continues where it stopped when it was interrupted: rerun the same command.
 Presets: full (paper sizes, Tables 2/3) and demo (small budgets, ~15 min on 2 cores)."""
 
 
-FIELDS = ("seed", "teacher_timesteps", "teacher_stop_at_success", "dataset_size", "student_steps",
+FIELDS = ("recipe", "seed", "teacher_timesteps", "teacher_stop_at_success", "dataset_size", "student_steps",
           "student_eval_every", "student_eval_episodes", "report_states", "agreement_states", "report_episodes",
           "robustness_episodes")
 """The :class:`PipelineConfig` fields that are options of ``digr pipeline`` (the eps and attack
@@ -45,7 +46,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                types={"seed": seed_value, "teacher_timesteps": nonneg_int, "dataset_size": pos_int,
                       "student_steps": nonneg_int, "student_eval_every": nonneg_int,
                       "student_eval_episodes": nonneg_int, "report_states": pos_int, "agreement_states": pos_int,
-                      "report_episodes": pos_int, "robustness_episodes": pos_int})
+                      "report_episodes": pos_int, "robustness_episodes": pos_int},
+               choices={"recipe": RECIPES})
     add_parallel(p, what="the dataset's shards")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--json", action="store_true", help="print one JSON object at the end")
