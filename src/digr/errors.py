@@ -41,3 +41,20 @@ def check_finite(name: str, value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
         raise DigrError(f"{name} must be a finite number, got {value!r}")
     return float(value)
+
+
+MAX_SOFTPLUS_BETA = 1e6
+"""Largest softplus beta digr takes (beyond it softplus is ReLU to float32 rounding)."""
+
+
+def check_softplus_beta(name: str, value: object, *, zero: str = "ReLU") -> float:
+    """``value`` as a float if it is 0 (whose meaning ``zero`` names in the message) or a beta in
+    ``(0, MAX_SOFTPLUS_BETA]``, else :class:`DigrError`; one check for every option that takes a
+    softplus beta (the network's units, the student's, the attack's smooth twin)."""
+    import math
+    import numbers
+
+    if (isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value)
+            or not 0 <= value <= MAX_SOFTPLUS_BETA):
+        raise DigrError(f"{name} must be 0 ({zero}) or a number in (0, {MAX_SOFTPLUS_BETA:g}], got {value!r}")
+    return float(value)

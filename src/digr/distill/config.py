@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
-from digr.errors import DigrError, check_int
+from digr.errors import DigrError, check_int, check_softplus_beta
 
 OPTIMIZERS = ("adam", "rmsprop")
 """Optimisers of Table 3."""
@@ -232,11 +232,7 @@ class DistillConfig:
             raise DigrError(f"recipe must be one of {', '.join(RECIPES)}, got {self.recipe!r}")
         if not (isinstance(self.student_input_blur, (int, float)) and 0 <= self.student_input_blur < 1e4):
             raise DigrError(f"student_input_blur must be a number of pixels >= 0, got {self.student_input_blur!r}")
-        from digr.models.cnn import MAX_SOFTPLUS_BETA
-
-        if not 0 <= self.student_softplus <= MAX_SOFTPLUS_BETA:
-            raise DigrError(f"student_softplus must be 0 (ReLU) or a beta in (0, {MAX_SOFTPLUS_BETA:g}], "
-                            f"got {self.student_softplus!r}")
+        check_softplus_beta("student_softplus", self.student_softplus)
         if not 0.0 <= self.adv_eps <= 1.0:
             raise DigrError(f"adv_eps must be in [0, 1] (pixel scale: 8/255 = {8 / 255:.4f}), got {self.adv_eps}")
         if self.adv_weight < 0:

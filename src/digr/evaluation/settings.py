@@ -13,20 +13,14 @@ import math
 from dataclasses import dataclass, fields, replace
 from typing import Any, TypeVar
 
-from digr.errors import MAX_EPISODES, MAX_STATES, DigrError, check_int
+from digr.errors import MAX_EPISODES, MAX_STATES, DigrError, check_int, check_softplus_beta
 
 C = TypeVar("C")
 
 
 def check_surrogate_softplus(beta: Any) -> float:
-    """``beta`` as a float if it is 0 or in ``(0, MAX_SOFTPLUS_BETA]``, else :class:`DigrError`."""
-    from digr.models.cnn import MAX_SOFTPLUS_BETA
-
-    if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not (
-            math.isfinite(beta) and 0 <= beta <= MAX_SOFTPLUS_BETA):
-        raise DigrError(f"surrogate_softplus must be 0 (the policy's own gradient) or a number in "
-                        f"(0, {MAX_SOFTPLUS_BETA:g}], got {beta!r}")
-    return float(beta)
+    """``beta`` as a float if it is 0 or in ``(0, digr.errors.MAX_SOFTPLUS_BETA]``, else :class:`DigrError`."""
+    return check_softplus_beta("surrogate_softplus", beta, zero="the policy's own gradient")
 
 
 def from_options(cls: type[C], **values: Any) -> C:

@@ -14,8 +14,6 @@ from digr.models.fls import ATTENTION_CHANNELS, ATTENTION_KERNEL, ATTENTIONS, FL
 
 POOLS = ("flatten", "max", "sum")
 """Values of :attr:`PolicyConfig.pool`."""
-MAX_SOFTPLUS_BETA = 1e6
-"""Largest :attr:`PolicyConfig.softplus_beta` (beyond it softplus is ReLU to float32 rounding)."""
 _ATTENTION_DEFAULTS = {"attention": None, "attention_channels": ATTENTION_CHANNELS,
                        "attention_kernel": ATTENTION_KERNEL}
 
@@ -70,7 +68,7 @@ class PolicyConfig:
 
     def validate(self) -> PolicyConfig:
         """Return ``self``, or raise :class:`DigrError` for an unknown pool or attention setting."""
-        from digr.errors import DigrError
+        from digr.errors import DigrError, check_softplus_beta
 
         if self.pool not in POOLS:
             raise DigrError(f"pool must be one of {', '.join(map(repr, POOLS))}, got {self.pool!r}")
@@ -86,10 +84,7 @@ class PolicyConfig:
                 and 0 <= self.input_blur <= max(self.obs_shape[1:])):
             raise DigrError(f"input_blur must be a number of pixels in [0, {max(self.obs_shape[1:])}], "
                             f"got {self.input_blur!r}")
-        if not (isinstance(self.softplus_beta, (int, float)) and not isinstance(self.softplus_beta, bool)
-                and math.isfinite(self.softplus_beta) and 0 <= self.softplus_beta <= MAX_SOFTPLUS_BETA):
-            raise DigrError(f"softplus_beta must be 0 (ReLU) or a number in (0, {MAX_SOFTPLUS_BETA:g}], "
-                            f"got {self.softplus_beta!r}")
+        check_softplus_beta("softplus_beta", self.softplus_beta)
         if self.attention_kernel < 1 or self.attention_kernel % 2 == 0:
             raise DigrError(f"attention_kernel must be odd and >= 1 (same padding), "
                             f"got {self.attention_kernel}")
