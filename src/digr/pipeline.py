@@ -88,13 +88,11 @@ class Pipeline:
                  config: PipelineConfig = PRESETS["full"], preset: str = "custom",
                  log: Callable[[str], None] = print, show_progress: bool = True,
                  parallel: ParallelConfig | None = None) -> None:
+        from digr.distill.config import check_recipe
         from digr.envs import get_task
 
+        check_recipe(config.recipe)  # now, not after the teacher and the dataset
         self.parallel = parallel or ParallelConfig()  # where the dataset's shards run (default: serially)
-        from digr.distill.config import RECIPES
-
-        if config.recipe not in RECIPES:  # now, not after the teacher and the dataset
-            raise DigrError(f"unknown recipe {config.recipe!r}; choose one of: {', '.join(RECIPES)}")
         self.spec = get_task(task)
         self.out = Path(out)
         self.config = config
@@ -187,8 +185,8 @@ class Pipeline:
         from digr.distill.trainer import train_student
 
         c = self.config
-        # DIGR uses the configured recipe (the default unless told); the baseline is the paper's "policy distillation only":
-        # the teacher's architecture, freshly initialised, the KL term alone.
+        # DIGR uses the configured recipe (the default unless told); the baseline is the paper's
+        # "policy distillation only": the teacher's architecture, freshly initialised, the KL alone.
         cfg = DistillConfig.for_task(
             self.spec, recipe=c.recipe if kind == "digr" else "paper", steps=c.student_steps, eval_every=c.student_eval_every,
             eval_episodes=c.student_eval_episodes, seed=c.seed,

@@ -30,6 +30,13 @@ equal): the ``smooth`` recipe's adversarial radius, so that the student is disti
 it is judged at, on every task."""
 
 
+def check_recipe(recipe: Any) -> str:
+    """``recipe`` if it names a recipe of :data:`RECIPES`, else :class:`DigrError` listing them."""
+    if recipe not in RECIPES:
+        raise DigrError(f"unknown recipe {recipe!r}; choose one of: {', '.join(RECIPES)}")
+    return recipe
+
+
 def recipe_settings(recipe: str, spec) -> dict[str, Any]:
     """The settings a named recipe adds to the task's Table 3 values (``spec.distill``).
 
@@ -78,16 +85,15 @@ def recipe_settings(recipe: str, spec) -> dict[str, Any]:
       score over 60 games; over 120 games a smooth student kept 80% where the ReLU one with the
       same options kept 90%. Not the default for that reason.
     """
-    if recipe == "paper":
+    if check_recipe(recipe) == "paper":
         return {}
     default = {"igr_normalizer": "mean+pearson", "alpha": 10.0, "warm_start": True, "adv_eps": 8 / 255,
                "adv_steps": 1}
     if recipe == "default":
         return default
-    if recipe == "smooth":
-        return {**default, "student_softplus": 50.0, "adv_eps": LARGEST_ATTACK_EPS, "adv_weight": 0.25,
-                "adv_project": True, "rollout_greedy": 1.0, "rollout_teacher": 0.5, "lr_anneal": True}
-    raise DigrError(f"unknown recipe {recipe!r}; choose one of: {', '.join(RECIPES)}")
+    # "smooth"
+    return {**default, "student_softplus": 50.0, "adv_eps": LARGEST_ATTACK_EPS, "adv_weight": 0.25,
+            "adv_project": True, "rollout_greedy": 1.0, "rollout_teacher": 0.5, "lr_anneal": True}
 
 
 @dataclass(frozen=True)
@@ -228,8 +234,7 @@ class DistillConfig:
             raise DigrError(f"student_fls must be one of {', '.join(STUDENT_FLS)}, got {self.student_fls!r}")
         for name in ("student_input_pool", "igr_topk"):
             check_int(name, getattr(self, name))
-        if self.recipe not in RECIPES:
-            raise DigrError(f"recipe must be one of {', '.join(RECIPES)}, got {self.recipe!r}")
+        check_recipe(self.recipe)
         if not (isinstance(self.student_input_blur, (int, float)) and 0 <= self.student_input_blur < 1e4):
             raise DigrError(f"student_input_blur must be a number of pixels >= 0, got {self.student_input_blur!r}")
         check_softplus_beta("student_softplus", self.student_softplus)
@@ -339,4 +344,4 @@ class DatasetConfig:
 
 
 __all__ = ["DatasetConfig", "DistillConfig", "LARGEST_ATTACK_EPS", "NORMALIZERS", "OPTIMIZERS", "RECIPES", "RESUMABLE_FIELDS", "STUDENT_FLS",
-           "recipe_settings"]
+           "check_recipe", "recipe_settings"]
