@@ -23,22 +23,23 @@ def robustness_section(rep: Report) -> None:
         return
     attacks = [resolve_attack_name(a) for a in (cfg.attacks or ATTACK_NAMES)]
     eps_list = list(rob.DEFAULT_EPS if cfg.eps is None else cfg.eps)
+
+    def sweep(r: str, beta: float = 0.0) -> list[dict[str, Any]]:
+        return rob.robustness_sweep(rep.net(r), spec.name, attacks=attacks, eps_values=eps_list,
+                                    episodes=cfg.robustness_episodes, seed=cfg.seed, workers=cfg.workers,
+                                    surrogate_softplus=beta)
+
     own: dict[str, list[dict[str, Any]]] = {}
     twin: dict[str, list[dict[str, Any]]] = {}
     for r in rep.roles:
         key = {"kind": "robustness", "weights": rep.digests[r], "task": spec.name, "attacks": attacks,
                "eps": eps_list, "episodes": cfg.robustness_episodes, "seed": cfg.seed}
-        own[r] = rep.cache(f"robustness-{cache_slug(r)}", key, lambda r=r: rob.robustness_sweep(
-            rep.net(r), spec.name, attacks=attacks, eps_values=eps_list, episodes=cfg.robustness_episodes,
-            seed=cfg.seed, workers=cfg.workers))
+        own[r] = rep.cache(f"robustness-{cache_slug(r)}", key, lambda r=r: sweep(r))
         # a smooth policy is its own twin: its own-gradient sweep is already the honest one
         if cfg.surrogate_softplus and rep.net(r).config.softplus_beta == 0:
-            twin[r] = rep.cache(
-                f"robustness-twin-{cache_slug(r)}", {**key, "surrogate_softplus": cfg.surrogate_softplus},
-                lambda r=r: rob.robustness_sweep(
-                    rep.net(r), spec.name, attacks=attacks, eps_values=eps_list,
-                    episodes=cfg.robustness_episodes, seed=cfg.seed, workers=cfg.workers,
-                    surrogate_softplus=cfg.surrogate_softplus))
+            twin[r] = rep.cache(f"robustness-twin-{cache_slug(r)}",
+                                {**key, "surrogate_softplus": cfg.surrogate_softplus},
+                                lambda r=r: sweep(r, cfg.surrogate_softplus))
     sweeps = {r: lower_of(own[r], twin.get(r), metric) for r in rep.roles}
     from digr.evaluation.report.performance import chance_row
 
@@ -60,16 +61,17 @@ def robustness_section(rep: Report) -> None:
                    "smooth twin and reports the lower of the two).", ""]
     eps_args = " ".join(fmt_eps(e) for e in eps_list)
     for attack in attacks:
-        loops = []
-        for r in rep.roles:
-            for surrogate in ([[]] + ([["--surrogate-softplus", f"{cfg.surrogate_softplus:g}"]] if r in twin else [])):
-                loops.append(f"for EPS in {eps_args}; do\n  "
-                             + rep.command("evaluate", "robustness", "--policy", rep.paths[r], "--task",
-                                           spec.name, "--attack", attack)
-                             + ' --eps "$EPS" '
-                             + shlex.join(["--episodes", str(cfg.robustness_episodes), "--seed", str(cfg.seed),
-                                           *surrogate, "--json"])
-                             + "\ndone")
+        def loop(r: str, *extra: str) -> str:
+            return (f"for EPS in {eps_args}; do\n  "
+                    + rep.command("evaluate", "robustness", "--policy", rep.paths[r], "--task", spec.name,
+                                  "--attack", attack)
+                    + ' --eps "$EPS" '
+                    + shlex.join(["--episodes", str(cfg.robustness_episodes), "--seed", str(cfg.seed), *extra,
+                                  "--json"])
+                    + "\ndone")
+
+        twin_flag = ("--surrogate-softplus", f"{cfg.surrogate_softplus:g}")
+        loops = [cmd for r in rep.roles for cmd in ([loop(r)] + ([loop(r, *twin_flag)] if r in twin else []))]
         rep.md += [f"### {attack}", "", *cmd_block(loops),
                    "| eps | " + " | ".join(rep.roles) + " |", "|---:|" + "---:|" * len(rep.roles)]
         for e in eps_list:
