@@ -6,7 +6,7 @@ import torch.nn.functional as F
 
 from digr.errors import DigrError
 from digr.models import PolicyConfig, PolicyNet, load_policy, save_policy
-from digr.models.cnn import activate, activation_slope
+from digr.models.activation import activate, activation_slope
 from digr.saliency.guided_backprop import guided_gradient
 from digr.saliency.perturbation import perturbation_saliency
 from digr.saliency.vanilla import input_gradient
@@ -158,3 +158,25 @@ def test_a_masked_relu_gradient_is_seen_through_its_twin():
     through_twin = get_attack("fgsm", smooth_surrogate(net, 50.0), eps=8 / 255).perturb(x, target=0)
     assert torch.allclose(through_twin, x + 8 / 255)
     assert net(through_twin).argmax(-1).item() == 1
+
+
+def test_the_fls_module_hidden_unit_is_smooth_too():
+    """The smooth twin of an FLS policy has no ReLU left: its attention module's hidden layer
+    follows ``softplus_beta`` like the trunk; a ReLU FLS policy's attention is unchanged."""
+    from digr.models.cnn import smooth_surrogate
+    from digr.models.fls import fls_config
+
+    torch.manual_seed(5)
+    base = PolicyNet(fls_config(CFG, "sparse", attention_channels=6))
+    feats = torch.randn(3, 4, 9, 9)
+    att = base.trunk.attention
+    relu_ref = F.softplus(att.score(torch.relu(att.hidden(feats))))
+    torch.testing.assert_close(att(feats), relu_ref)
+    twin = smooth_surrogate(base, 5.0)
+    t_att = twin.trunk.attention
+    smooth_ref = F.softplus(t_att.score(F.softplus(t_att.hidden(feats), beta=5.0)))
+    torch.testing.assert_close(t_att(feats), smooth_ref)
+    assert not torch.allclose(t_att(feats), relu_ref, atol=1e-3)
+    # the whole twin is the ReLU network's function as beta grows (every unit, the module's too)
+    x = torch.rand(2, 2, 24, 24)
+    torch.testing.assert_close(smooth_surrogate(base, 1e5)(x), base(x), atol=1e-3, rtol=0)

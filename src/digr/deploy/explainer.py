@@ -16,7 +16,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from digr.errors import DigrError
-from digr.models.cnn import InputBlur, PolicyNet, activate, activation_slope
+from digr.models.activation import activate, activation_slope
+from digr.models.cnn import InputBlur, PolicyNet
 
 
 class ExplainingPolicy(nn.Module):

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from digr.models.activation import activate, activation_module
 from digr.models.fls import ATTENTION_CHANNELS, ATTENTION_KERNEL, ATTENTIONS, FLSAttention
 
 POOLS = ("flatten", "max", "sum")
@@ -246,22 +247,6 @@ def pooled_state_dict(base: PolicyNet, input_pool: int) -> dict[str, torch.Tenso
     return out
 
 
-def activate(z: torch.Tensor, softplus_beta: float) -> torch.Tensor:
-    """A hidden unit's output: ``relu(z)`` for ``softplus_beta == 0``, else ``softplus(beta z) / beta``."""
-    if softplus_beta > 0:
-        return torch.nn.functional.softplus(z, beta=softplus_beta)
-    return torch.relu(z)
-
-
-def activation_slope(z: torch.Tensor, softplus_beta: float) -> torch.Tensor:
-    """``d activate(z) / dz``, the factor a backward pass applies per unit: the ReLU mask
-    ``1[z > 0]``, or ``sigmoid(beta z)`` for softplus (torch's softplus is linear for ``beta z > 20``,
-    where the sigmoid is 1 to float32 rounding)."""
-    if softplus_beta > 0:
-        return torch.sigmoid(softplus_beta * z)
-    return (z > 0).to(z.dtype)
-
-
 def smooth_surrogate(policy: "PolicyNet", softplus_beta: float) -> "PolicyNet":
     """``policy``'s smooth twin: the same weights with every ReLU replaced by
     ``softplus(beta z) / beta`` (an eval-mode copy; ``policy`` itself when it already has smooth
@@ -279,10 +264,6 @@ def smooth_surrogate(policy: "PolicyNet", softplus_beta: float) -> "PolicyNet":
     twin = PolicyNet(replace(policy.config, softplus_beta=float(softplus_beta)))
     twin.load_state_dict(policy.state_dict(), strict=True)
     return twin.to(next(policy.parameters()).device).eval()
-
-
-def _activation_module(softplus_beta: float) -> nn.Module:
-    return nn.Softplus(beta=softplus_beta) if softplus_beta > 0 else nn.ReLU()
 
 
 def gaussian_matrix(n: int, sigma: float) -> torch.Tensor:
@@ -328,7 +309,7 @@ class CNNTrunk(nn.Module):
         layers: list[nn.Module] = [nn.AvgPool2d(config.input_pool)] if config.input_pool > 1 else []
         c_in = config.obs_shape[0]
         for c_out, k, s, p in config.convs:
-            layers += [nn.Conv2d(c_in, c_out, k, stride=s, padding=p), _activation_module(config.softplus_beta)]
+            layers += [nn.Conv2d(c_in, c_out, k, stride=s, padding=p), activation_module(config.softplus_beta)]
             c_in = c_out
         self.convs = nn.Sequential(*layers)
         # Outside ``convs`` so that the conv keys stay those of the unblurred network.
@@ -337,7 +318,8 @@ class CNNTrunk(nn.Module):
         self.attention = None
         if config.attention == "fls":
             self.attention = FLSAttention(c_in, channels=config.attention_channels,
-                                          kernel=config.attention_kernel)
+                                          kernel=config.attention_kernel,
+                                          softplus_beta=config.softplus_beta)
         c_out, h, w = config.feature_shape()
         n_flat = c_out if config.pool in ("max", "sum") else c_out * h * w
         self.linear = nn.Linear(n_flat, config.hidden)

@@ -60,6 +60,7 @@ import torch
 from torch import nn
 
 from digr.errors import DigrError
+from digr.models.activation import activate
 
 if TYPE_CHECKING:  # cnn.py imports this module; the config type is only needed for hints
     from digr.models.cnn import PolicyConfig
@@ -83,19 +84,23 @@ class FLSAttention(nn.Module):
     """The FLS attention module: ``(B, C, h, w)`` features -> ``(B, 1, h, w)`` map ``> 0``.
 
     ``conv(C -> channels, k x k, same) -> ReLU -> conv(channels -> 1, k x k, same) -> softplus``.
+    With ``softplus_beta > 0`` the hidden ReLU is ``softplus(beta z) / beta``, as in the rest of
+    the network (:attr:`digr.models.cnn.PolicyConfig.softplus_beta`), so a smooth twin of an FLS
+    policy has no ReLU left. The output softplus (beta 1) is the FLS paper's gate, not a hidden unit.
     Softplus keeps the gate positive and unbounded, so the network can amplify as well as mute
     positions (FLS paper, section 3).
     """
 
     def __init__(self, in_channels: int, *, channels: int = ATTENTION_CHANNELS,
-                 kernel: int = ATTENTION_KERNEL) -> None:
+                 kernel: int = ATTENTION_KERNEL, softplus_beta: float = 0.0) -> None:
         super().__init__()
+        self.softplus_beta = float(softplus_beta)
         pad = kernel // 2  # "same" for the odd kernels PolicyConfig.validate allows
         self.hidden = nn.Conv2d(in_channels, channels, kernel, padding=pad)
         self.score = nn.Conv2d(channels, 1, kernel, padding=pad)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return nn.functional.softplus(self.score(torch.relu(self.hidden(features))))
+        return nn.functional.softplus(self.score(activate(self.hidden(features), self.softplus_beta)))
 
 
 @dataclass(frozen=True)
