@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 NAME = "evaluate"
-HELP = "measure a policy: performance | saliency | agreement | timing | robustness | lag (JSON with --json)"
+HELP = "measure a policy: performance | saliency | agreement | timing | robustness | robustness-sweep | lag (JSON with --json)"
 GROUP = True
 """A group of sub-commands: each gets its own --threads, the group none."""
 

@@ -31,6 +31,7 @@ EVALUATE = [
     "digr.cli.eval_agreement",
     "digr.cli.eval_timing",
     "digr.cli.eval_robustness",
+    "digr.cli.eval_robustness_sweep",
     "digr.cli.eval_lag",
 ]
 """Modules of the ``digr evaluate`` sub-commands."""

@@ -83,18 +83,74 @@ class RobustnessConfig:
             raise DigrError("name the attack and its radius: --attack NAME --eps E")
         resolve_attack_name(self.attack)
         check_eps(self.eps)
-        check_int("episodes", self.episodes, maximum=MAX_EPISODES)
-        check_int("seed", self.seed, minimum=0)
-        if self.attack_steps is not None:
-            check_int("attack_steps", self.attack_steps)
-        if self.step_size is not None and not (math.isfinite(self.step_size) and self.step_size > 0):
-            raise DigrError(f"step_size must be a finite number > 0, got {self.step_size}")
-        check_surrogate_softplus(self.surrogate_softplus)
+        _check_attacked_rollouts(self)
         return self
 
     def attack_settings(self) -> dict[str, Any]:
         """The attack's own keyword settings (``steps``, ``alpha``) that are set."""
-        return {k: v for k, v in (("steps", self.attack_steps), ("alpha", self.step_size)) if v is not None}
+        return _attack_settings(self)
+
+
+@dataclass(frozen=True)
+class RobustnessSweepConfig:
+    """``digr evaluate robustness-sweep``: every ``(attack, eps)`` point of Figure 8 for one policy,
+    the same rollouts as ``digr evaluate robustness`` point by point (and as the report's sweep)."""
+
+    attacks: tuple[str, ...] = ("fgsm", "pgd", "mi-fgsm", "mad")
+    """Attacks, comma-separated on the command line (default: all four)."""
+    eps: tuple[float, ...] = (0.0, 1 / 255, 2 / 255, 4 / 255, 8 / 255, 16 / 255)
+    """Radii in the [0, 1] pixel scale, comma-separated, fractions such as 8/255 accepted (default:
+    0, the clean policy, then 1, 2, 4, 8 and 16 grey levels: the report's sweep)."""
+    episodes: int = 50
+    """Episodes per point (the paper's number); episode ``k`` resets with ``seed + k``."""
+    seed: int = 0
+    """Seed of episode 0; also seeds each attack's random start."""
+    attack_steps: int | None = None
+    """Iterations of pgd / mi-fgsm / mad (None: the attack's own, 10; fgsm is one step)."""
+    step_size: float | None = None
+    """Step size of pgd / mi-fgsm / mad in the pixel scale (None: the attack's own)."""
+    surrogate_softplus: float = 0.0
+    """0: the attacks follow the policy's own gradient (the paper's setting). BETA > 0: they follow
+    the gradient of the policy's smooth twin (same weights, every ReLU a softplus of that beta;
+    e.g. 50) while the policy acts, which a ReLU network's masked gradient cannot hide from."""
+    workers: int = 1
+    """Points rolled out at once, as Ray tasks on a local Ray (more than 1 needs ``digr[ray]``)."""
+
+    def validate(self) -> "RobustnessSweepConfig":
+        from digr.attacks import check_eps, resolve_attack_name
+
+        if not self.attacks or not self.eps:
+            raise DigrError("a sweep needs at least one attack and one eps")
+        for name in self.attacks:
+            resolve_attack_name(name)
+        for e in self.eps:
+            check_eps(e)
+        _check_attacked_rollouts(self)
+        check_int("workers", self.workers, maximum=4096)
+        if self.attack_settings() and "fgsm" in map(resolve_attack_name, self.attacks):
+            # refused before any point runs, not when the sweep reaches fgsm
+            raise DigrError("attack 'fgsm' takes no setting (--attack-steps, --step-size); sweep it "
+                            "apart from the iterative attacks")
+        return self
+
+    def attack_settings(self) -> dict[str, Any]:
+        """The attacks' own keyword settings (``steps``, ``alpha``) that are set."""
+        return _attack_settings(self)
+
+
+def _check_attacked_rollouts(cfg: Any) -> None:
+    """The checks :class:`RobustnessConfig` and :class:`RobustnessSweepConfig` share."""
+    check_int("episodes", cfg.episodes, maximum=MAX_EPISODES)
+    check_int("seed", cfg.seed, minimum=0)
+    if cfg.attack_steps is not None:
+        check_int("attack_steps", cfg.attack_steps)
+    if cfg.step_size is not None and not (math.isfinite(cfg.step_size) and cfg.step_size > 0):
+        raise DigrError(f"step_size must be a finite number > 0, got {cfg.step_size}")
+    check_surrogate_softplus(cfg.surrogate_softplus)
+
+
+def _attack_settings(cfg: Any) -> dict[str, Any]:
+    return {k: v for k, v in (("steps", cfg.attack_steps), ("alpha", cfg.step_size)) if v is not None}
 
 
 @dataclass(frozen=True)
@@ -265,4 +321,5 @@ class LagConfig:
 
 
 __all__ = ["AgreementConfig", "ExplainConfig", "ExportConfig", "LagConfig", "PerformanceConfig", "RobustnessConfig",
+           "RobustnessSweepConfig",
            "SCORES", "SaliencyBenchmarkConfig", "TimingConfig", "check_fps", "from_options"]
