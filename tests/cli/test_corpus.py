@@ -189,6 +189,17 @@ CASES = [
                    "--attack-steps", "-1"], "attack-steps"),
     ("rob-episodes-huge", ["evaluate", "robustness", P, EV, "--task", TASK, "--attack", "pgd", "--eps", "0.01",
                            "--episodes", str(10**12)], "episodes"),
+    ("sweep-attack", ["evaluate", "robustness-sweep", P, EV, "--task", TASK, "--attacks", "pgd,nope"], "nope"),
+    ("sweep-eps", ["evaluate", "robustness-sweep", P, EV, "--task", TASK, "--eps", "0,4/255,2"], "eps"),
+    ("sweep-fgsm-steps", ["evaluate", "robustness-sweep", P, EV, "--task", TASK, "--attack-steps", "2"], "fgsm"),
+    ("sweep-out-user-file", ["evaluate", "robustness-sweep", P, EV, "--task", TASK, "--eps", "0",
+                             "--out", "{ws}/afile"], "afile"),
+    ("sweep-out-dir", ["evaluate", "robustness-sweep", P, EV, "--task", TASK, "--eps", "0",
+                       "--out", "{ws}/userdir"], "not a file"),
+    ("sweep-out-nofolder", ["evaluate", "robustness-sweep", P, EV, "--task", TASK, "--eps", "0",
+                            "--out", "{ws}/nope/s.json"], "does not exist"),
+    ("sweep-baseline", ["evaluate", "robustness-sweep", P, EV, "--task", TASK, "--baseline", "{ws}/afile"],
+     "not readable JSON"),
     ("agree-states", ["evaluate", "agreement", T, EV, P, EV, "--task", TASK, "--states", "0"], "states"),
     ("agree-radius", ["evaluate", "agreement", T, EV, P, EV, "--task", TASK, "--states", "1", "--radius", "-1"],
      "radius"),
@@ -307,6 +318,6 @@ def test_corpus_covers_every_command():
 
     covered = {c[1][0] for c in CASES if c[1]} | {c[1][1] for c in CASES if c[1][:1] == ["evaluate"]}
     want = {m.rsplit(".", 1)[1].replace("_", "-") for m in COMMANDS}
-    want |= {m.rsplit(".", 1)[1].removeprefix("eval_") for m in EVALUATE}
+    want |= {m.rsplit(".", 1)[1].removeprefix("eval_").replace("_", "-") for m in EVALUATE}
     assert want <= covered, want - covered
     assert len(CASES) >= 100
