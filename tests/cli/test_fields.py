@@ -58,6 +58,7 @@ def test_torch_free_choice_lists_match_the_library():
      ("robustness_eps", "robustness_attacks", "report_sections", "threads")),  # lists: the preset's
     ("eval_performance", "digr.evaluation.settings:PerformanceConfig", ()),
     ("eval_robustness", "digr.evaluation.settings:RobustnessConfig", ()),
+    ("eval_robustness_sweep", "digr.evaluation.settings:RobustnessSweepConfig", ()),
     ("eval_agreement", "digr.evaluation.settings:AgreementConfig", ()),
     ("eval_saliency", "digr.evaluation.settings:SaliencyBenchmarkConfig", ()),
     ("eval_timing", "digr.evaluation.settings:TimingConfig", ()),
@@ -88,6 +89,7 @@ def test_train_fls_choices_match_the_library():
 @pytest.mark.parametrize("command,config,argv", [
     ("eval_performance", "PerformanceConfig", ["--policy", "p"]),
     ("eval_robustness", "RobustnessConfig", ["--policy", "p", "--attack", "pgd", "--eps", "8/255"]),
+    ("eval_robustness_sweep", "RobustnessSweepConfig", ["--policy", "p"]),
     ("eval_timing", "TimingConfig", ["--policy", "p"]),
     ("eval_lag", "LagConfig", ["--policy", "p"]),
     ("saliency", "ExplainConfig", ["--policy", "p", "--out", "o"]),

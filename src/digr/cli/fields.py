@@ -27,8 +27,16 @@ _PARSERS: dict[str, Callable[[str], Any]] = {"int": int, "float": float, "str": 
 
 @lru_cache(maxsize=None)
 def field_docs(cls: type) -> dict[str, str]:
-    """``{field: docstring}`` of a dataclass, from the string literals under its fields (empty where
-    the source is not installed, e.g. a bytecode-only install: the options then have no help text)."""
+    """``{field: docstring}`` of a dataclass, from the string literals under its fields, its base
+    classes' included (empty where the source is not installed, e.g. a bytecode-only install: the
+    options then have no help text)."""
+    docs: dict[str, str] = {}
+    for klass in reversed(cls.__mro__[:-1]):  # a subclass's docstring wins
+        docs.update(_own_field_docs(klass))
+    return docs
+
+
+def _own_field_docs(cls: type) -> dict[str, str]:
     try:
         tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
     except (OSError, TypeError):

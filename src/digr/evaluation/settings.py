@@ -56,15 +56,12 @@ class PerformanceConfig:
 
 
 @dataclass(frozen=True)
-class RobustnessConfig:
-    """``digr evaluate robustness``: greedy rollouts with every observation attacked (section 4.6)."""
+class AttackedRollouts:
+    """What every robustness measurement shares: the episodes, the attacks' own settings and the
+    gradient they follow (:class:`RobustnessConfig`, :class:`RobustnessSweepConfig`)."""
 
-    attack: str | None = None
-    """Attack name: fgsm | pgd | mi-fgsm | mad (required)."""
-    eps: float | None = None
-    """L-inf radius in the [0, 1] pixel scale, 0 <= eps <= 1 (e.g. 0.0314 or 8/255; required)."""
     episodes: int = 50
-    """Episodes under attack (the paper's number); episode ``k`` resets with ``seed + k``."""
+    """Episodes under attack per point (the paper's number); episode ``k`` resets with ``seed + k``."""
     seed: int = 0
     """Seed of episode 0; also seeds the attack's random start."""
     attack_steps: int | None = None
@@ -76,6 +73,29 @@ class RobustnessConfig:
     the gradient of the policy's smooth twin (same weights, every ReLU a softplus of that beta;
     e.g. 50) while the policy acts, which a ReLU network's masked gradient cannot hide from."""
 
+    def _check_rollouts(self) -> None:
+        check_int("episodes", self.episodes, maximum=MAX_EPISODES)
+        check_int("seed", self.seed, minimum=0)
+        if self.attack_steps is not None:
+            check_int("attack_steps", self.attack_steps)
+        if self.step_size is not None and not (math.isfinite(self.step_size) and self.step_size > 0):
+            raise DigrError(f"step_size must be a finite number > 0, got {self.step_size}")
+        check_surrogate_softplus(self.surrogate_softplus)
+
+    def attack_settings(self) -> dict[str, Any]:
+        """The attack's own keyword settings (``steps``, ``alpha``) that are set."""
+        return {k: v for k, v in (("steps", self.attack_steps), ("alpha", self.step_size)) if v is not None}
+
+
+@dataclass(frozen=True)
+class RobustnessConfig(AttackedRollouts):
+    """``digr evaluate robustness``: greedy rollouts with every observation attacked (section 4.6)."""
+
+    attack: str | None = None
+    """Attack name: fgsm | pgd | mi-fgsm | mad (required)."""
+    eps: float | None = None
+    """L-inf radius in the [0, 1] pixel scale, 0 <= eps <= 1 (e.g. 0.0314 or 8/255; required)."""
+
     def validate(self) -> "RobustnessConfig":
         from digr.attacks import check_eps, resolve_attack_name
 
@@ -83,16 +103,12 @@ class RobustnessConfig:
             raise DigrError("name the attack and its radius: --attack NAME --eps E")
         resolve_attack_name(self.attack)
         check_eps(self.eps)
-        _check_attacked_rollouts(self)
+        self._check_rollouts()
         return self
-
-    def attack_settings(self) -> dict[str, Any]:
-        """The attack's own keyword settings (``steps``, ``alpha``) that are set."""
-        return _attack_settings(self)
 
 
 @dataclass(frozen=True)
-class RobustnessSweepConfig:
+class RobustnessSweepConfig(AttackedRollouts):
     """``digr evaluate robustness-sweep``: every ``(attack, eps)`` point of Figure 8 for one policy,
     the same rollouts as ``digr evaluate robustness`` point by point (and as the report's sweep)."""
 
@@ -101,18 +117,6 @@ class RobustnessSweepConfig:
     eps: tuple[float, ...] = (0.0, 1 / 255, 2 / 255, 4 / 255, 8 / 255, 16 / 255)
     """Radii in the [0, 1] pixel scale, comma-separated, fractions such as 8/255 accepted (default:
     0, the clean policy, then 1, 2, 4, 8 and 16 grey levels: the report's sweep)."""
-    episodes: int = 50
-    """Episodes per point (the paper's number); episode ``k`` resets with ``seed + k``."""
-    seed: int = 0
-    """Seed of episode 0; also seeds each attack's random start."""
-    attack_steps: int | None = None
-    """Iterations of pgd / mi-fgsm / mad (None: the attack's own, 10; fgsm is one step)."""
-    step_size: float | None = None
-    """Step size of pgd / mi-fgsm / mad in the pixel scale (None: the attack's own)."""
-    surrogate_softplus: float = 0.0
-    """0: the attacks follow the policy's own gradient (the paper's setting). BETA > 0: they follow
-    the gradient of the policy's smooth twin (same weights, every ReLU a softplus of that beta;
-    e.g. 50) while the policy acts, which a ReLU network's masked gradient cannot hide from."""
     workers: int = 1
     """Points rolled out at once, as Ray tasks on a local Ray (more than 1 needs ``digr[ray]``)."""
 
@@ -125,32 +129,13 @@ class RobustnessSweepConfig:
             resolve_attack_name(name)
         for e in self.eps:
             check_eps(e)
-        _check_attacked_rollouts(self)
+        self._check_rollouts()
         check_int("workers", self.workers, maximum=4096)
         if self.attack_settings() and "fgsm" in map(resolve_attack_name, self.attacks):
             # refused before any point runs, not when the sweep reaches fgsm
             raise DigrError("attack 'fgsm' takes no setting (--attack-steps, --step-size); sweep it "
                             "apart from the iterative attacks")
         return self
-
-    def attack_settings(self) -> dict[str, Any]:
-        """The attacks' own keyword settings (``steps``, ``alpha``) that are set."""
-        return _attack_settings(self)
-
-
-def _check_attacked_rollouts(cfg: Any) -> None:
-    """The checks :class:`RobustnessConfig` and :class:`RobustnessSweepConfig` share."""
-    check_int("episodes", cfg.episodes, maximum=MAX_EPISODES)
-    check_int("seed", cfg.seed, minimum=0)
-    if cfg.attack_steps is not None:
-        check_int("attack_steps", cfg.attack_steps)
-    if cfg.step_size is not None and not (math.isfinite(cfg.step_size) and cfg.step_size > 0):
-        raise DigrError(f"step_size must be a finite number > 0, got {cfg.step_size}")
-    check_surrogate_softplus(cfg.surrogate_softplus)
-
-
-def _attack_settings(cfg: Any) -> dict[str, Any]:
-    return {k: v for k, v in (("steps", cfg.attack_steps), ("alpha", cfg.step_size)) if v is not None}
 
 
 @dataclass(frozen=True)
@@ -320,6 +305,6 @@ class LagConfig:
         return self
 
 
-__all__ = ["AgreementConfig", "ExplainConfig", "ExportConfig", "LagConfig", "PerformanceConfig", "RobustnessConfig",
+__all__ = ["AgreementConfig", "AttackedRollouts", "ExplainConfig", "ExportConfig", "LagConfig", "PerformanceConfig", "RobustnessConfig",
            "RobustnessSweepConfig",
            "SCORES", "SaliencyBenchmarkConfig", "TimingConfig", "check_fps", "from_options"]
