@@ -325,7 +325,8 @@ def test_report_robustness_is_the_lower_of_own_and_twin_attacks(tmp_path, capsys
     assert "follows the policy's own gradient" in (d / "report.md").read_text()
     own_cache = (d / "eval" / "robustness-teacher.json").read_text()
     assert main([*args, "--surrogate-softplus", "50"]) == 0
-    both = json.loads(capsys.readouterr().out)["robustness"]
+    summary = json.loads(capsys.readouterr().out)
+    both = summary["robustness"]
     text = (d / "report.md").read_text()
     assert "the **lower** of two attacks" in text and "softplus units of beta 50" in text
     assert "--seed 0 --surrogate-softplus 50 --json" in text  # the printed commands reproduce both
@@ -338,6 +339,16 @@ def test_report_robustness_is_the_lower_of_own_and_twin_attacks(tmp_path, capsys
             assert (o["attack"], o["eps"]) == (b["attack"], b["eps"]) and b["through"] in ("own", "twin")
             key = next(k for k in b if k not in ("attack", "eps", "through"))
             assert b[key] <= o[key]
+    # every student's points below the teacher are named in the report and its summary
+    assert "**Below the teacher**" in text
+    for r in both:
+        if r != "teacher":
+            want = [(x["attack"], x["eps"]) for x, t in zip(both[r], both["teacher"])
+                    if x["eps"] > 0 and x["success_rate"] < t["success_rate"]]
+            got = summary["robustness_below_teacher"][r]
+            assert [(b["attack"], b["eps_255"] / 255) for b in got] == pytest.approx(want)
+            line = next(x for x in text.splitlines() if x.startswith(f"- {r}: "))
+            assert line.endswith(f"({len(want)} of 1 points)") and ("none" in line) == (not want)
     # the own-gradient sweep keeps its cache entry; the twin's has its own
     assert (d / "eval" / "robustness-teacher.json").read_text() == own_cache
     cached = json.loads((d / "eval" / "robustness-twin-teacher.json").read_text())
@@ -356,3 +367,16 @@ def test_lower_of_takes_the_stronger_attack_per_point():
     assert rows[0]["through"] == "twin" and rows[0]["own"]["success_rate"] == 0.92
     assert rows[1]["through"] == "own"  # a tie goes to the paper's setting
     assert lower_of(own, None, "success_rate") is own
+
+
+def test_below_teacher_names_each_students_weaker_points():
+    from digr.evaluation.report.robustness import below_teacher
+
+    def sweep(*rates):
+        return [{"attack": "mad", "eps": e / 255, "success_rate": r} for e, r in zip((0, 8, 16), rates)]
+
+    got = below_teacher({"teacher": sweep(1.0, 0.40, 0.34), "digr": sweep(1.0, 0.0, 0.34),
+                         "smooth": sweep(0.9, 0.9, 0.9)}, "success_rate")
+    assert got["digr"] == ([{"attack": "mad", "eps_255": 8.0, "success_rate": 0.0, "baseline": 0.40}], 2)
+    assert got["smooth"] == ([], 2)  # the clean row (eps 0) is not an attacked point
+    assert below_teacher({"digr": sweep(1, 1, 1)}, "success_rate") == {}

@@ -87,11 +87,31 @@ def robustness_section(rep: Report) -> None:
                 cells.append(cell)
             rep.md.append(f"| {fmt_eps(e)} | " + " | ".join(cells) + " |")
         rep.md.append("")
+    below = below_teacher(sweeps, metric)
+    if below:
+        rep.md += ["**Below the teacher** (a student's figure lower than the teacher's at the same point, "
+                   "the robustness bar being at least the teacher's at every point):", ""]
+        rep.md += [f"- {r}: " + (", ".join(f"{b['attack']} {fmt_eps(b['eps_255'] / 255)} ({b[metric]:.3f} "
+                                           f"vs {b['baseline']:.3f})" for b in pts) if pts else "none")
+                   + f" ({len(pts)} of {n} points)" for r, (pts, n) in below.items()]
+        rep.md.append("")
+        rep.summary["robustness_below_teacher"] = {r: pts for r, (pts, _) in below.items()}
     rep.done("robustness")
     rep.summary["robustness"] = {
         r: [{"attack": x["attack"], "eps": x["eps"], metric: x[metric],
              **({"through": x["through"]} if "through" in x else {})} for x in rows]
         for r, rows in sweeps.items()}
+
+
+def below_teacher(sweeps: dict[str, list[dict[str, Any]]],
+                  metric: str) -> dict[str, tuple[list[dict[str, Any]], int]]:
+    """Per role other than the teacher, its attacked points below the teacher's figure and how many
+    points were compared (:func:`digr.evaluation.robustness.points_below`); empty without a teacher."""
+    from digr.evaluation.robustness import points_below
+
+    if "teacher" not in sweeps:
+        return {}
+    return {r: points_below(rows, sweeps["teacher"], metric) for r, rows in sweeps.items() if r != "teacher"}
 
 
 def lower_of(own: list[dict[str, Any]], twin: list[dict[str, Any]] | None, metric: str) -> list[dict[str, Any]]:
