@@ -204,7 +204,6 @@ def points_below(rows: Sequence[dict[str, Any]], baseline: Sequence[dict[str, An
     return below, compared
 
 
-
 SWEEP_FORMAT = "digr-robustness-sweep"
 """``format`` of the file :func:`sweep_to_file` writes."""
 SWEEP_FORMAT_VERSION = 1
