@@ -383,3 +383,29 @@ def test_below_teacher_names_each_students_weaker_points():
     assert got["digr"] == ([{"attack": "mad", "eps_255": 8.0, "success_rate": 0.0, "baseline": 0.40}], 2)
     assert got["smooth"] == ([], 2)  # the clean row (eps 0) is not an attacked point
     assert below_teacher({"digr": sweep(1, 1, 1)}, "success_rate") == {}
+
+
+def test_a_killed_report_resumes_within_a_robustness_sweep(tmp_path, capsys, monkeypatch):
+    import digr.evaluation.robustness as rob
+
+    d = fake_pipeline(tmp_path / "pipe", students=False)
+    args = ["report", str(d), *QUICK, "--sections", "robustness", "--json"]
+    real, calls = rob._sweep_point, []
+
+    def dies_on_second(a, p):
+        if calls:
+            raise KeyboardInterrupt
+        calls.append(a[1:3])
+        return real(a, p)
+
+    monkeypatch.setattr(rob, "_sweep_point", dies_on_second)
+    assert main(args) == 130  # interrupted after the teacher's clean point
+    capsys.readouterr()
+    (partial,) = (d / "eval").glob("robustness-teacher.partial-*.json")
+    assert [p["eps"] for p in json.loads(partial.read_text())["points"]] == [0.0]
+    monkeypatch.setattr(rob, "_sweep_point", lambda a, p: calls.append(a[1:3]) or real(a, p))
+    assert main(args) == 0
+    assert calls == [("fgsm", 0.0), ("fgsm", 8 / 255)]  # only the missing point was rolled out
+    rows = json.loads(capsys.readouterr().out)["robustness"]["teacher"]
+    assert [r["eps"] for r in rows] == [0.0, 8 / 255]
+    assert not list((d / "eval").glob("*.partial-*.json"))  # the cache holds the whole sweep now

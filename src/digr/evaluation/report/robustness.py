@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import shlex
 from typing import Any
 
 from digr.evaluation.report.base import Report, cmd_block
 from digr.evaluation.report.config import fmt_eps
 from digr.evaluation.report.metrics import cache_slug
+from digr.evaluation.settings import RobustnessSweepConfig
 
 
 def robustness_section(rep: Report) -> None:
@@ -24,22 +27,35 @@ def robustness_section(rep: Report) -> None:
     attacks = [resolve_attack_name(a) for a in (cfg.attacks or ATTACK_NAMES)]
     eps_list = list(rob.DEFAULT_EPS if cfg.eps is None else cfg.eps)
 
-    def sweep(r: str, beta: float = 0.0) -> list[dict[str, Any]]:
-        return rob.robustness_sweep(rep.net(r), spec.name, attacks=attacks, eps_values=eps_list,
-                                    episodes=cfg.robustness_episodes, seed=cfg.seed, workers=cfg.workers,
-                                    surrogate_softplus=beta)
+    def cached_sweep(r: str, name: str, key: dict[str, Any], beta: float = 0.0) -> list[dict[str, Any]]:
+        """One role's sweep from the cache, or rolled out with every finished point kept in
+        ``eval/NAME.partial-TAG.json`` (TAG: the key's digest), so that a killed report resumes
+        within a sweep (one sweep of a failing policy can take most of an hour); the partial file
+        goes once the cache holds the whole sweep."""
+        def compute() -> list[dict[str, Any]]:
+            tag = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:8]
+            rep.cache.dir.mkdir(parents=True, exist_ok=True)
+            scfg = RobustnessSweepConfig(attacks=tuple(attacks), eps=tuple(eps_list),
+                                         episodes=cfg.robustness_episodes, seed=cfg.seed,
+                                         surrogate_softplus=beta, workers=cfg.workers)
+            return rob.sweep_to_file(rep.net(r), spec.name, rep.cache.dir / f"{name}.partial-{tag}.json",
+                                     scfg, policy_digest=rep.digests[r])
+
+        rows = rep.cache(name, key, compute)
+        for stale in rep.cache.dir.glob(f"{name}.partial-*.json"):  # digr's own, now in the cache
+            stale.unlink()
+        return rows
 
     own: dict[str, list[dict[str, Any]]] = {}
     twin: dict[str, list[dict[str, Any]]] = {}
     for r in rep.roles:
         key = {"kind": "robustness", "weights": rep.digests[r], "task": spec.name, "attacks": attacks,
                "eps": eps_list, "episodes": cfg.robustness_episodes, "seed": cfg.seed}
-        own[r] = rep.cache(f"robustness-{cache_slug(r)}", key, lambda r=r: sweep(r))
+        own[r] = cached_sweep(r, f"robustness-{cache_slug(r)}", key)
         # a smooth policy is its own twin: its own-gradient sweep is already the honest one
         if cfg.surrogate_softplus and rep.net(r).config.softplus_beta == 0:
-            twin[r] = rep.cache(f"robustness-twin-{cache_slug(r)}",
-                                {**key, "surrogate_softplus": cfg.surrogate_softplus},
-                                lambda r=r: sweep(r, cfg.surrogate_softplus))
+            twin[r] = cached_sweep(r, f"robustness-twin-{cache_slug(r)}",
+                                   {**key, "surrogate_softplus": cfg.surrogate_softplus}, cfg.surrogate_softplus)
     sweeps = {r: lower_of(own[r], twin.get(r), metric) for r in rep.roles}
     from digr.evaluation.report.performance import chance_row
 
