@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from digr import __version__
+from digr.distill.config import DEFAULT_RECIPE
 from digr.errors import DigrError
 from digr.io import atomic_write_json
 from digr.parallel import ParallelConfig
@@ -34,9 +35,9 @@ LAYOUT = {
 class PipelineConfig:
     """Budgets of one pipeline run. ``full`` uses the paper's sizes; ``demo`` fits 15 minutes."""
 
-    recipe: str = "default"
-    """The DIGR student's named recipe (:func:`digr.distill.config.recipe_settings`: ``default``,
-    ``paper``, ``smooth``); the distill-only baseline is always the paper's KL alone."""
+    recipe: str = DEFAULT_RECIPE
+    """The DIGR student's named recipe (:func:`digr.distill.config.recipe_settings`: ``smooth``,
+    the default, ``relu`` or ``paper``); the distill-only baseline is always the paper's KL alone."""
     teacher_timesteps: int | None = None
     """PPO steps when the teacher is trained here (None: the task's Table 2 value)."""
     teacher_stop_at_success: float | None = 0.99

@@ -19,20 +19,28 @@ def test_recipe_paper_is_table_3():
     assert not cfg.warm_start and cfg.student_input_blur == 0
 
 
-def test_defaults_are_the_default_recipe_with_table_3_optimiser():
-    cfg = config_from_args(_args())
+def test_relu_recipe_with_table_3_optimiser():
+    cfg = config_from_args(_args("--recipe", "relu"))
     assert (cfg.recipe, cfg.alpha, cfg.igr_normalizer, cfg.warm_start, cfg.student_input_blur) == \
-        ("default", 10.0, "mean+pearson", True, 0.0)
+        ("relu", 10.0, "mean+pearson", True, 0.0)
     assert (cfg.threshold, cfg.learning_rate, cfg.optimizer) == (0.1, 1e-3, "adam")
+    assert (cfg.student_softplus, cfg.adv_eps, cfg.adv_project, cfg.lr_anneal) == (0.0, 8 / 255, False, False)
     assert config_from_args(_args("--student-input-blur", "1")).student_input_blur == 1
 
 
-def test_recipe_smooth_gives_a_softplus_student_with_the_adversarial_kl_at_16():
-    cfg = config_from_args(_args("--recipe", "smooth"))
+def test_the_default_is_the_smooth_recipe_a_softplus_student_with_the_adversarial_kl_at_16():
+    cfg = config_from_args(_args())
+    assert cfg == config_from_args(_args("--recipe", "smooth"))
     assert (cfg.recipe, cfg.student_softplus, cfg.adv_eps, cfg.adv_weight, cfg.adv_project) == \
         ("smooth", 50.0, 16 / 255, 0.25, True)
     assert (cfg.rollout_greedy, cfg.rollout_teacher, cfg.lr_anneal) == (1.0, 0.5, True)
-    assert config_from_args(_args("--recipe", "smooth", "--student-softplus", "0")).student_softplus == 0
+    assert (cfg.alpha, cfg.igr_normalizer, cfg.warm_start) == (10.0, "mean+pearson", True)
+    assert config_from_args(_args("--student-softplus", "0")).student_softplus == 0
+
+
+def test_the_old_recipe_name_is_no_longer_offered():
+    with pytest.raises(SystemExit):
+        _args("--recipe", "default")
 
 
 def test_options_are_forwarded():
@@ -42,18 +50,20 @@ def test_options_are_forwarded():
 
 
 def test_student_softplus_option():
-    assert config_from_args(_args()).student_softplus == 0.0  # the teacher's ReLU units
-    assert config_from_args(_args("--student-softplus", "50")).student_softplus == 50.0
+    assert config_from_args(_args("--recipe", "relu")).student_softplus == 0.0  # the teacher's ReLU units
+    assert config_from_args(_args("--recipe", "relu", "--student-softplus", "50")).student_softplus == 50.0
 
 
 def test_lr_anneal_switch():
-    assert config_from_args(_args()).lr_anneal is False  # Table 3's constant rate
-    assert config_from_args(_args("--lr-anneal")).lr_anneal is True
+    assert config_from_args(_args("--recipe", "relu")).lr_anneal is False  # Table 3's constant rate
+    assert config_from_args(_args("--recipe", "relu", "--lr-anneal")).lr_anneal is True
+    assert config_from_args(_args("--no-lr-anneal")).lr_anneal is False
 
 
 def test_adv_project_switch():
-    assert config_from_args(_args()).adv_project is False
-    assert config_from_args(_args("--adv-project")).adv_project is True
+    assert config_from_args(_args("--recipe", "relu")).adv_project is False
+    assert config_from_args(_args("--recipe", "relu", "--adv-project")).adv_project is True
+    assert config_from_args(_args("--no-adv-project")).adv_project is False
 
 
 def test_retired_options_are_gone():
@@ -65,7 +75,8 @@ def test_retired_options_are_gone():
 
 def test_adversarial_options():
     assert config_from_args(_args("--recipe", "paper")).adv_eps == 0.0
-    assert config_from_args(_args()).adv_eps == 8 / 255  # the default recipe's
+    assert config_from_args(_args("--recipe", "relu")).adv_eps == 8 / 255
+    assert config_from_args(_args()).adv_eps == 16 / 255  # the default recipe's
     cfg = config_from_args(_args("--adv-eps", "16/255", "--adv-weight", "0.5", "--adv-steps", "2"))
     assert (cfg.adv_eps, cfg.adv_weight, cfg.adv_steps) == (16 / 255, 0.5, 2)
     with pytest.raises(DigrError, match="adv_eps"):

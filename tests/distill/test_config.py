@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import pytest
 
 from digr.distill import DatasetConfig, DistillConfig
@@ -15,28 +17,36 @@ def test_table3_defaults_per_task_are_the_paper_recipe():
 
 
 @pytest.mark.parametrize("task", ["red-fetch-green", "breakout", "highway"])
-def test_default_recipe_is_the_same_on_every_task(task):
+def test_relu_recipe_is_the_same_on_every_task(task):
     spec = get_task(task)
-    cfg = DistillConfig.for_task(spec)
-    assert cfg.recipe == "default" and cfg.warm_start and cfg.igr_normalizer == "mean+pearson" and cfg.alpha == 10.0
+    cfg = DistillConfig.for_task(spec, recipe="relu")
+    assert cfg.recipe == "relu" and cfg.warm_start and cfg.igr_normalizer == "mean+pearson" and cfg.alpha == 10.0
     assert cfg.student_input_blur == 0.0 and cfg.student_input_pool == 1 and cfg.student_fls is None
     assert (cfg.adv_eps, cfg.adv_steps) == (8 / 255, 1)
     # Table 3's optimiser settings stay the task's
     assert (cfg.learning_rate, cfg.optimizer) == (spec.distill["learning_rate"], spec.distill["optimizer"])
     # an option given explicitly wins over the recipe
-    assert DistillConfig.for_task(spec, student_input_blur=1.5, alpha=1.0).student_input_blur == 1.5
+    assert DistillConfig.for_task(spec, recipe="relu", student_input_blur=1.5, alpha=1.0).student_input_blur == 1.5
     with pytest.raises(DigrError, match="unknown recipe"):
         DistillConfig.for_task(spec, recipe="magic")
 
 
 @pytest.mark.parametrize("task", ["red-fetch-green", "breakout", "highway"])
-def test_smooth_recipe_is_the_default_plus_the_same_extensions_on_every_task(task):
+def test_the_default_smooth_recipe_is_relu_plus_the_same_extensions_on_every_task(task):
     spec = get_task(task)
-    default, smooth = DistillConfig.for_task(spec), DistillConfig.for_task(spec, recipe="smooth")
-    changed = {k: v for k, v in smooth.to_dict().items() if default.to_dict()[k] != v}
+    relu, smooth = DistillConfig.for_task(spec, recipe="relu"), DistillConfig.for_task(spec)
+    assert smooth == DistillConfig.for_task(spec, recipe="smooth")
+    changed = {k: v for k, v in smooth.to_dict().items() if relu.to_dict()[k] != v}
     assert changed == {"recipe": "smooth", "student_softplus": 50.0, "adv_eps": 16 / 255, "adv_weight": 0.25,
                        "adv_project": True, "rollout_greedy": 1.0, "rollout_teacher": 0.5, "lr_anneal": True}
     assert DistillConfig.for_task(spec, recipe="smooth", adv_eps=8 / 255).adv_eps == 8 / 255
+
+
+def test_runs_recorded_under_the_old_name_still_load_with_the_relu_settings():
+    spec = get_task("breakout")
+    old = DistillConfig.for_task(spec, recipe="default")
+    assert replace(old, recipe="relu") == DistillConfig.for_task(spec, recipe="relu")
+    assert DistillConfig.from_dict(old.to_dict()).recipe == "default"  # a record is read as written
 
 
 def test_smooth_recipe_is_distilled_at_the_sweeps_largest_radius():
@@ -98,14 +108,17 @@ def test_report_names_each_students_recipe_and_the_options_beyond_it(tmp_path):
         return d
 
     spec = get_task("breakout")
-    plain = DistillConfig.for_task(spec, steps=9000, seed=2, eval_episodes=0)  # run length and seed aside
-    assert student_recipe(run("a", plain)) == "default"
-    more = DistillConfig.for_task(spec, rollout_greedy=1.0, rollout_teacher=0.5)
-    assert student_recipe(run("b", more)) == "default + rollout_greedy=1, rollout_teacher=0.5"
+    plain = DistillConfig.for_task(spec, recipe="relu", steps=9000, seed=2, eval_episodes=0)  # length, seed aside
+    assert student_recipe(run("a", plain)) == "relu"
+    more = DistillConfig.for_task(spec, recipe="relu", rollout_greedy=1.0, rollout_teacher=0.5)
+    assert student_recipe(run("b", more)) == "relu + rollout_greedy=1, rollout_teacher=0.5"
+    # runs of sessions 17-21 record the relu recipe as "default": reported under its current name
+    legacy = DistillConfig.for_task(spec, recipe="default", adv_eps=16 / 255)
+    assert student_recipe(run("f", legacy)) == "relu + adv_eps=16/255"
     paper = DistillConfig.for_task(spec, recipe="paper", use_igr=False)
     assert student_recipe(run("c", paper)) == "paper, --no-igr"
     assert student_recipe(run("d", DistillConfig.for_task(spec, recipe="smooth"))) == "smooth"
-    # a run made before the preset, with its options spelled out, reads as the default plus them
-    spelled = DistillConfig.for_task(spec, student_softplus=50.0, adv_eps=16 / 255)
-    assert student_recipe(run("e", spelled)) == "default + adv_eps=16/255, student_softplus=50"
+    # a run made before the preset, with its options spelled out, reads as the recipe plus them
+    spelled = DistillConfig.for_task(spec, recipe="relu", student_softplus=50.0, adv_eps=16 / 255)
+    assert student_recipe(run("e", spelled)) == "relu + adv_eps=16/255, student_softplus=50"
     assert student_recipe(tmp_path / "none") == "—"

@@ -387,7 +387,7 @@ def test_init_warm_starts_from_a_checkpoint(tmp_path, teacher_ckpt, other_teache
 def test_warm_start_gives_a_softplus_student_the_teachers_weights(tmp_path, teacher_ckpt, tiny_dataset):
     """A smooth-unit student (--student-softplus) starts from every tensor of the ReLU teacher,
     trains, and is saved and loaded as a softplus network."""
-    cfg = tiny(steps=2, warm_start=True, student_softplus=20.0, igr_normalizer="mean+pearson", recipe="default",
+    cfg = tiny(steps=2, warm_start=True, student_softplus=20.0, igr_normalizer="mean+pearson", recipe="relu",
                eval_episodes=0)
     train_student(teacher_ckpt, tiny_dataset, TASK, tmp_path / "s", cfg)
     student = load_policy(tmp_path / "s")
@@ -399,11 +399,11 @@ def test_warm_start_gives_a_softplus_student_the_teachers_weights(tmp_path, teac
 
 
 def test_warm_start_puts_the_teachers_weights_behind_the_blur(tmp_path, teacher_ckpt, tiny_dataset):
-    """The default recipe's student: the teacher's tensors, a blur in front, recorded as the init."""
-    cfg = tiny(steps=0, warm_start=True, student_input_blur=1.5, igr_normalizer="mean", recipe="default")
+    """A warm-started student: the teacher's tensors, a blur in front, recorded as the init."""
+    cfg = tiny(steps=0, warm_start=True, student_input_blur=1.5, igr_normalizer="mean", recipe="relu")
     train_student(teacher_ckpt, tiny_dataset, TASK, tmp_path / "s", cfg)
     student, teacher = load_policy(tmp_path / "s"), load_policy(teacher_ckpt)
     assert student.config.input_blur == 1.5
     assert all(torch.equal(student.state_dict()[k], v) for k, v in teacher.state_dict().items())
     info = json.loads((tmp_path / "s" / "config.json").read_text())
-    assert info["init_sha256"] == info["teacher_sha256"] and info["distill"]["recipe"] == "default"
+    assert info["init_sha256"] == info["teacher_sha256"] and info["distill"]["recipe"] == "relu"

@@ -18,7 +18,7 @@ from digr.cli.common import (
     thread_count,
 )
 from digr.cli.fields import add_fields, field_values
-from digr.distill.config import NORMALIZERS, OPTIMIZERS, RECIPES, STUDENT_FLS, DistillConfig
+from digr.distill.config import DEFAULT_RECIPE, NORMALIZERS, OPTIMIZERS, RECIPES, STUDENT_FLS, DistillConfig
 
 FIELDS = ("alpha", "threshold", "steps", "seed", "use_igr", "igr_normalizer", "igr_topk", "adv_eps",
           "adv_weight", "adv_steps", "adv_project", "student_fls", "student_input_pool", "student_input_blur",
@@ -38,11 +38,17 @@ KL(teacher || student) on buffer states with the selective input-gradient penalt
 saliency dataset through PCGrad. Settings: the task's Table 3 values, then the --recipe, then any
 option given.
 
-Recipes:
-  default  the teacher's network warm-started from its weights; eq. 4 as the share of gradient
-           mass on penalised pixels plus 1 - the map's correlation with the teacher's map cut at
-           lambda (mean+pearson); alpha 10; adversarial distillation at 8/255 (one MAD step).
-           Same on every task.
+Recipes (each the same on every task):
+  smooth   the default: the teacher's network with softplus units (beta 50) warm-started from
+           its weights; eq. 4 as the share of gradient mass on penalised pixels plus 1 - the
+           map's correlation with the teacher's map cut at lambda (mean+pearson); alpha 10; the
+           KL also on a state attacked at 16/255 (one MAD step, weight 0.25, projected off the
+           clean KL's gradient); greedy rollouts, half of the steps the teacher's; the rate
+           decayed to 0.
+  relu     the default until session 22 (runs of then record it as "default"): the same with
+           the teacher's ReLU units, the attacked KL at 8/255 unprojected, sampled rollouts and
+           a constant rate. Its ReLU student masks its own gradient, so attack it through its
+           smooth twin (digr evaluate robustness --surrogate-softplus 50).
   paper    Table 3 as printed: the teacher's architecture freshly initialised, eq. 4 with eq. 2's
            max-normalised map, the task's alpha.
 
@@ -56,16 +62,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="the teacher's saliency dataset from 'digr dataset' (not needed with --no-igr)")
     add_task(p, required=False)
     p.add_argument("--out", required=True, help="run folder (created; resumed if it exists)")
-    p.add_argument("--recipe", choices=RECIPES, default="default",
-                   help="named settings to start from (default: default; paper: Table 3 as printed; smooth: the "
-                        "candidate next default, softplus student + adversarial KL at 16/255)")
+    p.add_argument("--recipe", choices=RECIPES, default=DEFAULT_RECIPE,
+                   help=f"named settings to start from (default {DEFAULT_RECIPE}; relu: the default until session 22; "
+                        "paper: Table 3 as printed)")
     p.add_argument("--init", default=None, metavar="CKPT",
                    help="warm start beyond the paper: the student starts from this policy checkpoint's weights "
                         "('teacher': the --teacher checkpoint); it must have the student's architecture or be "
                         "the unpooled network of a --student-input-pool student (first-layer weights folded "
                         "so that the student starts as that network on the block-averaged frame)")
     add_fields(p, DistillConfig, FIELDS, negate=("use_igr", "warm_start", "pcgrad"),
-               switch=("lr_anneal", "adv_project"),
+               both=("lr_anneal", "adv_project"),
                flags={"use_igr": "--no-igr"},
                types={"steps": nonneg_int, "seed": seed_value, "adv_eps": eps_value, "adv_steps": pos_int,
                       "igr_topk": pos_int, "student_input_pool": pos_int, "batch_size": pos_int,

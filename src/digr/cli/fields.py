@@ -63,23 +63,28 @@ def add_fields(p: argparse.ArgumentParser, cls: type, names: Sequence[str], *,
                choices: Mapping[str, Sequence[str]] | None = None,
                metavars: Mapping[str, str] | None = None, negate: Sequence[str] = (),
                flags: Mapping[str, str] | None = None, required: Sequence[str] = (),
-               switch: Sequence[str] = (), defaults: bool = False) -> None:
+               switch: Sequence[str] = (), both: Sequence[str] = (), defaults: bool = False) -> None:
     """Add ``--name`` for each field in ``names`` (``--no-name`` for those in ``negate``, boolean
     fields that default to True and that an option switches off; ``--name`` alone for those in
-    ``switch``, boolean fields that default to False; ``flags`` renames an option; ``required``
-    options must be given; ``defaults``: each help ends with the field's default, for configs whose
-    defaults do not depend on a recipe or a task)."""
+    ``switch``, boolean fields that default to False; ``--name`` and ``--no-name`` for those in
+    ``both``, boolean fields whose default a recipe sets either way; ``flags`` renames an option;
+    ``required`` options must be given; ``defaults``: each help ends with the field's default, for
+    configs whose defaults do not depend on a recipe or a task)."""
     docs, known = field_docs(cls), {f.name: f for f in fields(cls)}
     types, choices, metavars, flags = types or {}, choices or {}, metavars or {}, flags or {}
     for name in names:
         f = known[name]  # KeyError here is a programming error: the command names a field that is gone
         text = plain(docs.get(name, ""))
-        if defaults and f.default is not None and name not in required and name not in (*negate, *switch):
+        if defaults and f.default is not None and name not in required and name not in (*negate, *switch, *both):
             text += f" (default {f.default})"
         if name in negate:
             flag = flags.get(name, f"--no-{name.replace('_', '-')}")
             p.add_argument(flag, dest=name, action="store_const", const=False,
                            default=None, help=f"sets {name} to False. {text}")
+            continue
+        if name in both:
+            p.add_argument("--" + name.replace("_", "-"), dest=name, action=argparse.BooleanOptionalAction,
+                           default=None, help=f"sets {name} to True (--no-...: False). {text}")
             continue
         if name in switch:
             p.add_argument(flags.get(name, "--" + name.replace("_", "-")), dest=name, action="store_const",

@@ -20,8 +20,15 @@ RESUMABLE_FIELDS = frozenset({"steps", "eval_every", "eval_episodes", "checkpoin
 """Fields that may change when a run folder is resumed; all others must match ``config.json``."""
 
 
-RECIPES = ("default", "paper", "smooth")
-"""Named DIGR recipes (:func:`recipe_settings`)."""
+RECIPES = ("smooth", "relu", "paper")
+"""Named DIGR recipes (:func:`recipe_settings`); the first, :data:`DEFAULT_RECIPE`, is the default."""
+DEFAULT_RECIPE = "smooth"
+"""The recipe ``digr distill``, ``digr pipeline`` and :meth:`DistillConfig.for_task` use unless told
+otherwise (since session 22; the rule that chose it is in ``results/recipe-ablation.md``)."""
+RECIPE_ALIASES = {"default": "relu"}
+"""Names a recipe had before: runs recorded before session 22 call the ``relu`` recipe
+``"default"``. Such records still load and are reported under the current name; the CLI no longer
+offers the old one."""
 
 LARGEST_ATTACK_EPS = 16 / 255
 """The largest radius of the robustness sweep (:data:`digr.evaluation.robustness.DEFAULT_EPS`,
@@ -31,42 +38,23 @@ it is judged at, on every task."""
 
 
 def check_recipe(recipe: Any) -> str:
-    """``recipe`` if it names a recipe of :data:`RECIPES`, else :class:`DigrError` listing them."""
-    if recipe not in RECIPES:
+    """``recipe`` if it names a recipe of :data:`RECIPES` (or an old name of one,
+    :data:`RECIPE_ALIASES`), else :class:`DigrError` listing them."""
+    if recipe not in RECIPES and recipe not in RECIPE_ALIASES:
         raise DigrError(f"unknown recipe {recipe!r}; choose one of: {', '.join(RECIPES)}")
     return recipe
 
 
+def recipe_name(recipe: str) -> str:
+    """The current name of ``recipe`` (an old name of :data:`RECIPE_ALIASES` maps to its new one)."""
+    return RECIPE_ALIASES.get(check_recipe(recipe), recipe)
+
+
 def recipe_settings(recipe: str, spec) -> dict[str, Any]:
-    """The settings a named recipe adds to the task's Table 3 values (``spec.distill``).
+    """The settings a named recipe adds to the task's Table 3 values (``spec.distill``). No setting
+    depends on the task: every recipe is the same on every task.
 
-    * ``"paper"``: nothing -- the paper's loss as printed (eq. 4 with eq. 2's max-normalised map,
-      Table 3's alpha), a freshly initialised student with the teacher's architecture.
-    * ``"default"``: the recipe digr uses unless told otherwise, the same on every task (no
-      setting depends on the task):
-
-      - the student has the teacher's architecture and starts from its weights (``warm_start``),
-        so it acts like the teacher from the first update and the KL only has to hold it there;
-      - eq. 4 is the sum of two scale-free terms (``igr_normalizer="mean+pearson"``): the share of
-        the map's gradient mass on penalised pixels (the map divided by its mean, so a spike
-        earns nothing) and ``1 - r``, ``r`` the map's correlation with the teacher's map cut at
-        lambda, which asks the kept mass to follow the teacher's map. Against the mean term
-        alone it raised cc on Red-Fetch-Green from 0.75 to 0.81 at the same share and took
-        Table 1's unimportant from 0.95 to 0.00; on Breakout it fitted faster at a third of the
-        KL;
-      - ``alpha`` 10, the weight that keeps the KL term in step with that share-sized IGR term;
-      - adversarial distillation at 8/255 with one MAD step (``adv_eps``, ``adv_steps``): the KL is
-        also taken on an attacked state. Without it the student's success fell to 0 under PGD at
-        4/255, where the teacher keeps 0.32; with it the student withstands PGD at 8/255, and its
-        map put more of its mass on the important region (share 0.71 -> 0.85).
-
-      An input blur (``student_input_blur``, radius / 4) was part of the default until the
-      correlation term replaced it: it made the map smooth but spread mass onto the floor next
-      to objects (Table 1 unimportant 0.95) and raised the starting KL.
-      Why these parts, and what each buys, is measured in ``results/recipe-ablation.md``.
-
-    * ``"smooth"``: the candidate for the next default (``results/recipe-ablation.md``, sessions
-      18-20), ``"default"`` plus:
+    * ``"smooth"`` (the default, :data:`DEFAULT_RECIPE`): ``"relu"`` below, plus
 
       - a student with softplus units (``student_softplus`` 50, parameter-free, so it still
         warm-starts): its input gradient has the second derivative eq. 4 needs (the only lever
@@ -79,20 +67,46 @@ def recipe_settings(recipe: str, spec) -> dict[str, Any]:
         (``rollout_greedy`` 1, ``rollout_teacher`` 0.5), and a linearly decaying rate
         (``lr_anneal``), which kept the warm-started Breakout students' score.
 
-      On Red-Fetch-Green (two seeds) cc 0.80-0.82, share 0.84-0.85, success 0.995-1.00, at or
-      above the teacher at 20 and 19 of the 20 attack points up to 16/255. Its cost is Breakout's
-      score: on Breakout (seed 0, 3,000 updates) cc 0.711, share 0.775 and 71% of the teacher's
-      score over 60 games; over 120 games a smooth student kept 80% where the ReLU one with the
-      same options kept 90%. Not the default for that reason.
+      Measured (``results/recipe-ablation.md``, sessions 18-22): Red-Fetch-Green, three seeds: cc
+      0.80-0.82, share 0.84-0.85, success 0.995-1.00, at or above the teacher at 59 of the 60
+      seed-points of the robustness sweep; highway, two seeds: cc 0.77, share 0.51-0.53, success
+      0.88-0.90, at or above the teacher at every point; Breakout, two seeds: cc 0.71, share 0.77,
+      71-81% of the teacher's score (the adversarial KL at 16/255 costs it: without it 88.5%).
+
+    * ``"relu"`` (called ``"default"`` until session 22; the committed ``digr/`` students of
+      sessions 17-21 use it):
+
+      - the student has the teacher's architecture and starts from its weights (``warm_start``),
+        so it acts like the teacher from the first update and the KL only has to hold it there;
+      - eq. 4 is the sum of two scale-free terms (``igr_normalizer="mean+pearson"``): the share of
+        the map's gradient mass on penalised pixels (the map divided by its mean, so a spike
+        earns nothing) and ``1 - r``, ``r`` the map's correlation with the teacher's map cut at
+        lambda, which asks the kept mass to follow the teacher's map. Against the mean term
+        alone it raised cc on Red-Fetch-Green from 0.75 to 0.81 at the same share and took
+        Table 1's unimportant from 0.95 to 0.00; on Breakout it fitted faster at a third of the
+        KL;
+      - ``alpha`` 10, the weight that keeps the KL term in step with that share-sized IGR term;
+      - adversarial distillation at 8/255 with one MAD step (``adv_eps``, ``adv_steps``): the KL is
+        also taken on an attacked state.
+
+      Its ReLU student masks its own gradient: attacked through its smooth twin it falls below
+      the teacher on Red-Fetch-Green at MAD 8 and 16/255 (session 21), which is why it is no
+      longer the default. An input blur (``student_input_blur``, radius / 4) was part of it until
+      the correlation term replaced it: it made the map smooth but spread mass onto the floor
+      next to objects (Table 1 unimportant 0.95) and raised the starting KL.
+
+    * ``"paper"``: nothing -- the paper's loss as printed (eq. 4 with eq. 2's max-normalised map,
+      Table 3's alpha), a freshly initialised student with the teacher's architecture.
     """
-    if check_recipe(recipe) == "paper":
+    name = recipe_name(recipe)
+    if name == "paper":
         return {}
-    default = {"igr_normalizer": "mean+pearson", "alpha": 10.0, "warm_start": True, "adv_eps": 8 / 255,
-               "adv_steps": 1}
-    if recipe == "default":
-        return default
+    relu = {"igr_normalizer": "mean+pearson", "alpha": 10.0, "warm_start": True, "adv_eps": 8 / 255,
+            "adv_steps": 1}
+    if name == "relu":
+        return relu
     # "smooth"
-    return {**default, "student_softplus": 50.0, "adv_eps": LARGEST_ATTACK_EPS, "adv_weight": 0.25,
+    return {**relu, "student_softplus": 50.0, "adv_eps": LARGEST_ATTACK_EPS, "adv_weight": 0.25,
             "adv_project": True, "rollout_greedy": 1.0, "rollout_teacher": 0.5, "lr_anneal": True}
 
 
@@ -102,8 +116,8 @@ class DistillConfig:
 
     recipe: str = "paper"
     """The named recipe these settings started from (:func:`recipe_settings`); recorded so that
-    reports say which recipe made each student. :meth:`for_task` defaults to ``"default"``; a bare
-    ``DistillConfig()`` is the paper's settings."""
+    reports say which recipe made each student. :meth:`for_task` defaults to
+    :data:`DEFAULT_RECIPE`; a bare ``DistillConfig()`` is the paper's settings."""
     warm_start: bool = False
     """Start the student from the teacher's weights (the teacher's architecture, or the blurred /
     pooled student built from it) instead of a fresh initialisation."""
@@ -275,7 +289,7 @@ class DistillConfig:
         return cls(**{k: v for k, v in d.items() if k in known}).validate()
 
     @classmethod
-    def for_task(cls, spec, *, recipe: str = "default", **overrides: Any) -> "DistillConfig":
+    def for_task(cls, spec, *, recipe: str = DEFAULT_RECIPE, **overrides: Any) -> "DistillConfig":
         """Table 3 defaults of ``spec`` (a :class:`digr.envs.TaskSpec`), then the named ``recipe``'s
         settings (:func:`recipe_settings`), then ``overrides`` (``None`` values are ignored, so CLI
         options that were not given keep the recipe's value)."""
@@ -343,5 +357,5 @@ class DatasetConfig:
         return replace(cls(), **merged).validate()
 
 
-__all__ = ["DatasetConfig", "DistillConfig", "LARGEST_ATTACK_EPS", "NORMALIZERS", "OPTIMIZERS", "RECIPES", "RESUMABLE_FIELDS", "STUDENT_FLS",
-           "check_recipe", "recipe_settings"]
+__all__ = ["DatasetConfig", "DistillConfig", "DEFAULT_RECIPE", "LARGEST_ATTACK_EPS", "NORMALIZERS", "OPTIMIZERS", "RECIPES",
+           "RECIPE_ALIASES", "RESUMABLE_FIELDS", "STUDENT_FLS", "check_recipe", "recipe_name", "recipe_settings"]

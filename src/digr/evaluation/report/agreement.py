@@ -33,8 +33,17 @@ def student_recipe(run_dir: Path | None) -> str:
                  and d.get("student_fls") is None and "init_sha256" not in cfg)
         recipe = "paper" if plain else "paper + extensions"
     else:
-        recipe = str(recipe) + _overrides(cfg.get("task"), str(recipe), d)
+        recipe = _current_name(recipe)
+        recipe += _overrides(cfg.get("task"), recipe, d)
     return recipe if d.get("use_igr", True) else f"{recipe}, --no-igr"
+
+
+def _current_name(recipe: Any) -> str:
+    """A recorded recipe under its current name (runs of sessions 17-21 record ``relu`` as
+    ``default``); an unknown name as it is."""
+    from digr.distill.config import RECIPE_ALIASES
+
+    return RECIPE_ALIASES.get(recipe, str(recipe)) if isinstance(recipe, str) else str(recipe)
 
 
 def _overrides(task: Any, recipe: str, d: Mapping[str, Any]) -> str:
