@@ -20,6 +20,8 @@ import shlex
 import sys
 from pathlib import Path
 
+from digr.distill.config import RECIPE_ALIASES
+
 ROOT = Path(__file__).resolve().parents[1]
 TASKS = ("red-fetch-green", "breakout", "highway")
 
@@ -77,8 +79,10 @@ def render(task: str) -> str:
         if name == "dataset":
             continue
         args, note = _split(command)
-        if args[:2] == ["digr", "distill"] and "--recipe" not in args and _recipe(task, name) != "default":
-            args[2:2] = ["--recipe", "paper"]  # run before recipes existed: the paper's settings then
+        if args[:2] == ["digr", "distill"] and "--recipe" not in args:
+            # the recipe the run recorded, by its current name: the default has changed since
+            # (runs before recipes existed: the paper's settings; "default" until session 22: relu)
+            args[2:2] = ["--recipe", RECIPE_ALIASES.get(_recipe(task, name), _recipe(task, name))]
         if "--dataset" in args:
             path = args[args.index("--dataset") + 1]
             if path not in ds_stage:

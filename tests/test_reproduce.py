@@ -31,10 +31,17 @@ def test_reproduce_script_matches_the_recorded_commands(task, tmp_path):
     assert bad.returncode == 2 and "unknown stage no-such-stage" in bad.stderr
     text = script.read_text()
     assert "stage_report" in text and "results/" + task + "/teacher" in text
-    # every committed student made before recipes existed is rebuilt with the paper's settings
+    # every student is rebuilt with the recipe it recorded, named: the default has changed since
+    # some were made (before recipes existed: the paper's settings; "default" until session 22: relu)
     for line in text.splitlines():
-        if line.strip().startswith("digr distill") and '--out "$OUT/digr"' not in line:
+        if line.strip().startswith("digr distill"):
             assert "--recipe" in line, line
+            out = line.split('--out "$OUT/', 1)[1].split('"', 1)[0]
+            cfg = ROOT / "results" / task / out / "config.json"
+            if cfg.exists():
+                recorded = json.loads(cfg.read_text()).get("distill", {}).get("recipe", "paper")
+                expected = {"default": "relu"}.get(recorded, recorded)
+                assert f"--recipe {expected} " in line or f"--recipe {expected}\n" in line + "\n", line
 
 
 @pytest.mark.parametrize("task", TASKS)

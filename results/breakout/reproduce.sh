@@ -23,7 +23,7 @@ stage_dataset() {
 
 stage_digr() {
   # recorded: the default recipe; started with --steps 9000, stopped after its 3,000-update checkpoint and closed with this command (the amended rule); seed 0 = the median cc of seeds 0-2 at 3,000 (rule stated before the runs; results/recipe-ablation.md, session 13)
-  digr distill --teacher results/breakout/teacher --dataset "$OUT/dataset" --task breakout --out "$OUT/digr" --seed 0 --steps 3000 --eval-every 0 --eval-episodes 0 --checkpoint-every 500 --threads 1
+  digr distill --recipe relu --teacher results/breakout/teacher --dataset "$OUT/dataset" --task breakout --out "$OUT/digr" --seed 0 --steps 3000 --eval-every 0 --eval-episodes 0 --checkpoint-every 500 --threads 1
 }
 
 stage_distill_only() {

@@ -23,7 +23,7 @@ stage_dataset() {
 
 stage_digr() {
   # recorded: the default recipe; run to 2,000 updates, then resumed to 3,000 (same command with --steps 3000); seed 0 = the median cc of seeds 0-2 at 3,000 updates (rules stated before the runs; results/recipe-ablation.md, session 12)
-  digr distill --teacher results/highway/teacher --dataset "$OUT/dataset" --task highway --out "$OUT/digr" --seed 0 --steps 3000 --eval-every 0 --eval-episodes 0 --checkpoint-every 250 --threads 1
+  digr distill --recipe relu --teacher results/highway/teacher --dataset "$OUT/dataset" --task highway --out "$OUT/digr" --seed 0 --steps 3000 --eval-every 0 --eval-episodes 0 --checkpoint-every 250 --threads 1
 }
 
 stage_distill_only() {

@@ -22,12 +22,17 @@ stage_dataset() {
 }
 
 stage_digr() {
-  # recorded: the default recipe (session 9); seed 2 = the median cc of seeds 0-2
-  digr distill --teacher results/red-fetch-green/teacher --dataset "$OUT/dataset" --task red-fetch-green --out "$OUT/digr" --seed 2 --eval-every 1000 --eval-episodes 20
+  # recorded: the default (smooth) recipe since session 22; seed 2 = the median cc of seeds 0-2 (results/recipe-ablation.md)
+  digr distill --recipe smooth --teacher results/red-fetch-green/teacher --dataset "$OUT/dataset" --task red-fetch-green --out "$OUT/digr" --seed 2 --steps 3000 --eval-every 0 --eval-episodes 0 --threads 1
 }
 
 stage_distill_only() {
   digr distill --recipe paper --teacher results/red-fetch-green/teacher --task red-fetch-green --no-igr --out "$OUT/distill-only" --steps 8000 --eval-every 1000 --eval-episodes 50 --seed 0 --threads 1
+}
+
+stage_digr_relu() {
+  # recorded: the default recipe of sessions 9-21 (recorded as recipe "default", now relu); seed 2 = the median cc of seeds 0-2
+  digr distill --teacher results/red-fetch-green/teacher --dataset "$OUT/dataset" --task red-fetch-green --out "$OUT/digr-relu" --recipe relu --seed 2 --eval-every 1000 --eval-episodes 20
 }
 
 stage_dataset_1() {
@@ -72,7 +77,7 @@ stage_report() {
   digr report "$OUT"
 }
 
-STAGES=(teacher dataset digr distill-only dataset-1 digr-meannorm digr-pool4-topk-adv16 fls fls-digr digr-paper digr-adv16 digr-pool4-init-adv16 report)
+STAGES=(teacher dataset digr distill-only digr-relu dataset-1 digr-meannorm digr-pool4-topk-adv16 fls fls-digr digr-paper digr-adv16 digr-pool4-init-adv16 report)
 for s in "${@:-${STAGES[@]}}"; do
   case " ${STAGES[*]} " in *" $s "*) ;; *) echo "reproduce.sh: unknown stage $s (stages: ${STAGES[*]})" >&2; exit 2;; esac
   echo "== $s" >&2
