@@ -230,3 +230,21 @@ def test_mad_antithetic_restart_never_lowers_the_kl():
     two = kl(get_attack("mad", policy, eps=EPS, seed=9, restarts=2).perturb(x))
     assert (two >= one).all()
     assert (two > one * 1.5).any()
+
+
+def test_mad_skips_the_target_forward_but_still_checks_a_given_target():
+    # MAD ignores the target, so perturb() runs no forward pass to find the greedy action:
+    # one clean forward, one per ascent step, one to pick the restart (3 with steps=1).
+    policy = tiny_policy(7)
+    x = random_obs(7, batch=4)
+    calls = []
+    handle = policy.register_forward_hook(lambda *_: calls.append(1))
+    try:
+        plain = get_attack("mad", policy, eps=EPS, steps=1, seed=2).perturb(x)
+        assert len(calls) == 3
+        given = get_attack("mad", policy, eps=EPS, steps=1, seed=2).perturb(x, target=0)
+    finally:
+        handle.remove()
+    assert torch.equal(plain, given)  # the target changes nothing
+    with pytest.raises(DigrError, match="target"):
+        get_attack("mad", policy, eps=EPS, steps=1).perturb(x, target=torch.zeros(3, dtype=torch.long))

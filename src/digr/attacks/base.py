@@ -64,6 +64,9 @@ class Attack:
 
     name: ClassVar[str] = ""
     """Registry name (see :data:`digr.attacks.ATTACKS`)."""
+    uses_target: ClassVar[bool] = True
+    """False for attacks that ignore ``target`` (MAD): :meth:`perturb` then skips the forward
+    pass that finds the clean greedy action (a given target is still checked)."""
 
     def __init__(self, policy: nn.Module, *, eps: float, seed: int = 0,
                  generator: torch.Generator | None = None) -> None:
@@ -92,7 +95,8 @@ class Attack:
             return obs.clone()
         if torch.is_inference_mode_enabled():
             raise DigrError("attacks need input gradients: call perturb() outside torch.inference_mode()")
-        target = self._resolve_target(obs, target)
+        if target is not None or self.uses_target:
+            target = self._resolve_target(obs, target)
         with torch.enable_grad():
             x_adv = self._attack(obs, target)
         return project(x_adv.detach(), obs, self.eps)

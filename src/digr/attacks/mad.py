@@ -39,6 +39,7 @@ class MAD(Attack):
     """
 
     name = "mad"
+    uses_target = False
 
     def __init__(self, policy, *, eps: float, steps: int = 10, alpha: float | None = None,
                  init_scale: float = 0.1, restarts: int = 2, seed: int = 0,
@@ -55,7 +56,7 @@ class MAD(Attack):
         """``KL(pi(s) || pi(s'))`` per sample ``(N,)`` from clean log-probs and attacked logits."""
         return (logp_clean.exp() * (logp_clean - F.log_softmax(logits_adv, dim=-1))).sum(-1)
 
-    def _attack(self, obs: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    def _attack(self, obs: torch.Tensor, target: torch.Tensor | None) -> torch.Tensor:
         B, R = obs.shape[0], self.restarts
         with torch.no_grad():
             logp_clean = F.log_softmax(self.policy(obs), dim=-1).repeat(R, 1)  # (R*B, A)
