@@ -21,9 +21,14 @@ def _config():
 
 
 def test_pipeline_runs_every_stage_then_skips_them(tmp_path, teacher):
+    from dataclasses import replace
+
+    from digr.distill.dataset import read_manifest
+
     out = tmp_path / "pipe"
     logs: list[str] = []
-    state = Pipeline("red-fetch-green", out, teacher=teacher, config=_config(), preset="test",
+    cfg = replace(_config(), dataset_stride=2, report_stride=2)
+    state = Pipeline("red-fetch-green", out, teacher=teacher, config=cfg, preset="test",
                      log=logs.append, show_progress=False).run()
     assert list(state["stages"]) == ["teacher", "dataset", "digr", "distill-only", "report"]
     for sub in ("dataset", "digr/policy", "distill-only/policy"):
@@ -31,9 +36,12 @@ def test_pipeline_runs_every_stage_then_skips_them(tmp_path, teacher):
     report = (out / "report.md").read_text()
     assert "Table 1" in report and "digr evaluate" in report
     assert json.loads((out / "pipeline.json").read_text())["stages"]["report"]["complete"]
+    # the strides reach the dataset's maps and the report's perturbation and SARFA rows
+    assert read_manifest(out / "dataset")["stride"] == 2
+    assert "--setting perturbation.stride=2 --setting sarfa.stride=2" in report
 
     logs.clear()
-    Pipeline("red-fetch-green", out, teacher=teacher, config=_config(), log=logs.append,
+    Pipeline("red-fetch-green", out, teacher=teacher, config=cfg, log=logs.append,
              show_progress=False).run()
     assert sum("skipped" in line for line in logs) == 5
 

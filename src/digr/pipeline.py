@@ -44,6 +44,10 @@ class PipelineConfig:
     """Stop teacher training once the running success rate reaches this."""
     dataset_size: int | None = None
     """States in the saliency dataset (None: Table 3)."""
+    dataset_stride: int | None = None
+    """Pixel stride of the dataset's perturbation centres (None: 1, the full-resolution map).
+    The map's cost falls with its square (one forward pass per centre); stride 2 is a map of
+    half the resolution, repeated over each 2x2 block."""
     student_steps: int | None = None
     """Updates for each student (None: the distill config's default)."""
     student_eval_every: int | None = None
@@ -52,6 +56,9 @@ class PipelineConfig:
     """Episodes per student evaluation during training (None: default)."""
     report_states: int | None = None
     """Saliency-benchmark states in the report (None: the report's default, 10k)."""
+    report_stride: int | None = None
+    """Pixel stride of the perturbation and SARFA rows of the report's Table 1 and panels (None:
+    1). The committed Red-Fetch-Green report uses 2."""
     agreement_states: int | None = None
     """Held-out states for the report's map-agreement section (None: the report's default, 100)."""
     report_episodes: int | None = None
@@ -176,7 +183,8 @@ class Pipeline:
         from digr.distill.config import DatasetConfig
         from digr.distill.dataset import build_dataset
 
-        cfg = DatasetConfig.for_task(self.spec, size=self.config.dataset_size, seed=self.config.seed)
+        cfg = DatasetConfig.for_task(self.spec, size=self.config.dataset_size, stride=self.config.dataset_stride,
+                                     seed=self.config.seed)
         manifest = build_dataset(self.teacher_path, self.spec.name, self.out / "dataset", cfg,
                                  show_progress=self.show_progress, parallel=self.parallel)
         return {"count": manifest.get("count"), "size": cfg.size}
@@ -206,6 +214,8 @@ class Pipeline:
                                     attacks=c.robustness_attacks, sections=c.report_sections,
                                     threads=c.threads, seed=c.seed).items()
               if v is not None}
+        if c.report_stride is not None:
+            kw["settings"] = {"perturbation": {"stride": c.report_stride}, "sarfa": {"stride": c.report_stride}}
         summary = write_report(self.out, ReportConfig(**kw), log=self.log)
         return {"report": str(summary["report"]), "sections": summary.get("sections")}
 

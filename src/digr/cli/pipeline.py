@@ -28,9 +28,9 @@ continues where it stopped when it was interrupted: rerun the same command.
 Presets: full (paper sizes, Tables 2/3) and demo (small budgets, ~15 min on 2 cores)."""
 
 
-FIELDS = ("recipe", "seed", "teacher_timesteps", "teacher_stop_at_success", "dataset_size", "student_steps",
-          "student_eval_every", "student_eval_episodes", "report_states", "agreement_states", "report_episodes",
-          "robustness_episodes")
+FIELDS = ("recipe", "seed", "teacher_timesteps", "teacher_stop_at_success", "dataset_size", "dataset_stride",
+          "student_steps", "student_eval_every", "student_eval_episodes", "report_states", "report_stride",
+          "agreement_states", "report_episodes", "robustness_episodes")
 """The :class:`PipelineConfig` fields that are options of ``digr pipeline`` (the eps and attack
 lists and the report's sections keep the preset's)."""
 
@@ -44,6 +44,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="budget preset whose values the options below override (default full)")
     add_fields(p, PipelineConfig, FIELDS,
                types={"seed": seed_value, "teacher_timesteps": nonneg_int, "dataset_size": pos_int,
+                      "dataset_stride": pos_int, "report_stride": pos_int,
                       "student_steps": nonneg_int, "student_eval_every": nonneg_int,
                       "student_eval_episodes": nonneg_int, "report_states": pos_int, "agreement_states": pos_int,
                       "report_episodes": pos_int, "robustness_episodes": pos_int},
