@@ -79,11 +79,14 @@ class PipelineConfig:
 
 PRESETS: dict[str, PipelineConfig] = {
     "full": PipelineConfig(),
-    # The demo shows the default recipe working in about 10 minutes on an idle 2-core machine:
-    # the warm-started student keeps the task from its first updates, so 2,000 of them suffice
-    # to make its map agree (results/red-fetch-green/README.md, "the demo").
-    "demo": PipelineConfig(dataset_size=256, student_steps=2000, student_eval_every=1000,
-                           student_eval_episodes=20, report_states=100, agreement_states=50,
+    # The demo shows the default recipe working in under 15 minutes on an idle 2-core machine
+    # (one torch thread, so it does not collapse under load): 1,000 updates of the warm-started
+    # smooth student make its map agree (cc 0.77, share 0.74-0.75 on 50 held-out states, success
+    # 1.00); the dataset's and the report's perturbation maps at stride 2 cost a quarter of the
+    # exact ones, and the student trained on stride-2 maps agrees as well with the exact map
+    # (results/red-fetch-green/README.md, "the demo").
+    "demo": PipelineConfig(dataset_size=256, dataset_stride=2, student_steps=1000, student_eval_every=1000,
+                           student_eval_episodes=20, report_states=100, report_stride=2, agreement_states=50,
                            report_episodes=50, robustness_episodes=10, robustness_eps=(0.0, 4 / 255)),
 }
 """Named budgets for ``--preset``."""

@@ -98,12 +98,15 @@ def test_committed_red_fetch_green_student_exports_to_onnx(tmp_path):
     """The issue's bar: the committed DIGR student through ``digr export``, checked in ONNX Runtime
     on held-out states of its own task.
 
-    Measured on 64 states: ONNX Runtime's map is within 2e-6 of digr's on 90% of them, but on a few
-    (2 of 64) the map is discontinuous at float32 precision -- exact or near ties in the max pool
-    and ReLUs at 0 route the gradient one way or the other depending on rounding order -- and the
-    two float32 maps differ by up to 5e-3 there, as much as digr's own float32 map differs from the
-    float64 one (4.4e-3). So: logits within 1e-4 everywhere, the map within 1e-4 on at least 90%
-    of states, and everywhere within float32's own error of the float64 map."""
+    Eq. 2's map is ill-conditioned in float32 where the policy is nearly deterministic: its
+    gradient at the logits, ``p_j (p_j - sum_a p_a^2)``, cancels for the likely action, leaving a
+    relative error of about ``u / (1 - p_max)`` (``u = 2^-24``). The smooth student of session 22
+    is that sure on many states (``1 - p_max`` down to 1.7e-6 on these 32), where digr's float32
+    map is up to 5e-3 from the float64 one and ONNX Runtime's, rounding in another order, up to
+    2e-2 (measured). Session 20's ReLU student was less sure; there the gaps came from max-pool
+    ties. So: logits within 1e-4; both float32 maps within ``max(1e-4, 4 u / (1 - p_max))`` of
+    the float64 map on every state (measured: at most 0.28 of that bound); and ONNX Runtime's map
+    within 1e-4 of digr's wherever the policy is not that sure (``1 - p_max > 1e-3``)."""
     import copy
     from pathlib import Path
 
@@ -122,5 +125,10 @@ def test_committed_red_fetch_green_student_exports_to_onnx(tmp_path):
     ours = vanilla_gradient(net, x).numpy()
     exact = vanilla_gradient(copy.deepcopy(net).double(), x.double()).numpy()
     per_state = lambda a, b: np.abs(a - b).reshape(len(x), -1).max(1)  # noqa: E731
-    assert (per_state(sal, ours) < 1e-4).mean() >= 0.9
-    assert per_state(sal, exact).max() <= max(2 * per_state(ours, exact).max(), 1e-4)
+    with torch.no_grad():
+        unsure = 1.0 - torch.softmax(net(x).double(), -1).amax(-1).numpy()  # 1 - p_max per state
+    bound = np.maximum(1e-4, 4 * 2.0**-24 / unsure)
+    assert (per_state(sal, exact) <= bound).all() and (per_state(ours, exact) <= bound).all()
+    well = unsure > 1e-3
+    assert well.sum() >= 4, "too few well-conditioned states to compare the two float32 maps"
+    assert (per_state(sal, ours)[well] < 1e-4).all()
