@@ -22,8 +22,8 @@ stage_dataset() {
 }
 
 stage_digr() {
-  # recorded: the default recipe; started with --steps 9000, stopped after its 3,000-update checkpoint and closed with this command (the amended rule); seed 0 = the median cc of seeds 0-2 at 3,000 (rule stated before the runs; results/recipe-ablation.md, session 13)
-  digr distill --recipe relu --teacher results/breakout/teacher --dataset "$OUT/dataset" --task breakout --out "$OUT/digr" --seed 0 --steps 3000 --eval-every 0 --eval-episodes 0 --checkpoint-every 500 --threads 1
+  # recorded: the default (smooth) recipe since session 22, run in session 20 with its options spelled out (config.json records recipe "default" + them); resumed at 1,500 updates; seed 0 = the median cc of seeds 0-2 (results/recipe-ablation.md, session 22)
+  digr distill --teacher results/breakout/teacher --dataset "$OUT/dataset" --task breakout --out "$OUT/digr" --recipe smooth --seed 0 --steps 3000 --eval-every 0 --eval-episodes 0 --threads 1
 }
 
 stage_distill_only() {
@@ -32,6 +32,11 @@ stage_distill_only() {
 
 stage_digr_paper() {
   digr distill --recipe paper --teacher results/breakout/teacher --dataset "$OUT/dataset" --task breakout --out "$OUT/digr-paper" --steps 9000 --eval-every 0 --eval-episodes 0 --checkpoint-every 250 --seed 0 --threads 1
+}
+
+stage_digr_relu() {
+  # recorded: the default recipe of sessions 9-21 (recorded as recipe "default", now relu); started with --steps 9000, stopped after its 3,000-update checkpoint and closed with this command (the amended rule); seed 0 = the median cc of seeds 0-2 at 3,000 (rule stated before the runs; results/recipe-ablation.md, session 13)
+  digr distill --recipe relu --teacher results/breakout/teacher --dataset "$OUT/dataset" --task breakout --out "$OUT/digr-relu" --seed 0 --steps 3000 --eval-every 0 --eval-episodes 0 --checkpoint-every 500 --threads 1
 }
 
 stage_fls() {
@@ -44,7 +49,7 @@ stage_report() {
   digr report "$OUT"
 }
 
-STAGES=(teacher dataset digr distill-only digr-paper fls report)
+STAGES=(teacher dataset digr distill-only digr-paper digr-relu fls report)
 for s in "${@:-${STAGES[@]}}"; do
   case " ${STAGES[*]} " in *" $s "*) ;; *) echo "reproduce.sh: unknown stage $s (stages: ${STAGES[*]})" >&2; exit 2;; esac
   echo "== $s" >&2

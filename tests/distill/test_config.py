@@ -121,4 +121,7 @@ def test_report_names_each_students_recipe_and_the_options_beyond_it(tmp_path):
     # a run made before the preset, with its options spelled out, reads as the recipe plus them
     spelled = DistillConfig.for_task(spec, recipe="relu", student_softplus=50.0, adv_eps=16 / 255)
     assert student_recipe(run("e", spelled)) == "relu + adv_eps=16/255, student_softplus=50"
+    # options spelled out that make up another recipe exactly are named as that recipe
+    smooth_spelled = replace(DistillConfig.for_task(spec, recipe="smooth"), recipe="default", steps=5)
+    assert student_recipe(run("g", smooth_spelled)) == "smooth (recorded as relu + options)"
     assert student_recipe(tmp_path / "none") == "—"

@@ -34,7 +34,13 @@ def student_recipe(run_dir: Path | None) -> str:
         recipe = "paper" if plain else "paper + extensions"
     else:
         recipe = _current_name(recipe)
-        recipe += _overrides(cfg.get("task"), recipe, d)
+        extra = _overrides(cfg.get("task"), recipe, d)
+        if extra:  # options spelled out before a preset named them: name the recipe they make
+            from digr.distill.config import RECIPES
+
+            same = [r for r in RECIPES if r != recipe and _overrides(cfg.get("task"), r, d) == ""]
+            recipe, extra = (f"{same[0]} (recorded as {recipe} + options)", "") if same else (recipe, extra)
+        recipe += extra
     return recipe if d.get("use_igr", True) else f"{recipe}, --no-igr"
 
 
