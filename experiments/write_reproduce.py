@@ -82,7 +82,8 @@ def render(task: str) -> str:
         if args[:2] == ["digr", "distill"] and "--recipe" not in args:
             # the recipe the run recorded, by its current name: the default has changed since
             # (runs before recipes existed: the paper's settings; "default" until session 22: relu)
-            args[2:2] = ["--recipe", RECIPE_ALIASES.get(_recipe(task, name), _recipe(task, name))]
+            recorded = _recipe(task, name)
+            args[2:2] = ["--recipe", RECIPE_ALIASES.get(recorded, recorded)]
         if "--dataset" in args:
             path = args[args.index("--dataset") + 1]
             if path not in ds_stage:
