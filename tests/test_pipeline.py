@@ -62,7 +62,7 @@ def test_pipeline_trains_its_digr_student_with_the_named_recipe(tmp_path, teache
     assert not (tmp_path / "new").exists()
     with pytest.raises(SystemExit):
         main(["pipeline", "--task", "red-fetch-green", "--out", str(tmp_path / "new"), "--recipe", "magic"])
-    assert "invalid choice: 'magic'" in capsys.readouterr().err
+    assert "unknown recipe 'magic'; choose one of: smooth, relu, paper" in capsys.readouterr().err
 
 
 def test_pipeline_refuses_another_teacher_or_task(tmp_path, teacher, tiny_policy, capsys):

@@ -38,9 +38,13 @@ def test_the_default_is_the_smooth_recipe_a_softplus_student_with_the_adversaria
     assert config_from_args(_args("--student-softplus", "0")).student_softplus == 0
 
 
-def test_the_old_recipe_name_is_no_longer_offered():
+def test_the_old_recipe_name_is_no_longer_offered_and_says_its_new_name(capsys):
     with pytest.raises(SystemExit):
         _args("--recipe", "default")
+    assert "recipe 'default' is now called 'relu'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        _args("--recipe", "magic")
+    assert "unknown recipe 'magic'; choose one of: smooth, relu, paper" in capsys.readouterr().err
 
 
 def test_options_are_forwarded():

@@ -108,6 +108,22 @@ def seed_value(text: str) -> int:
     return v
 
 
+def recipe_value(text: str) -> str:
+    """A DIGR recipe name (:data:`digr.distill.config.RECIPES`); an old name says what it is now
+    called, so a command written before the default changed fails with the way to fix it."""
+    from digr.distill.config import DEFAULT_RECIPE, RECIPE_ALIASES, RECIPES
+
+    if text in RECIPE_ALIASES:
+        raise argparse.ArgumentTypeError(f"recipe {text!r} is now called {RECIPE_ALIASES[text]!r} (the default "
+                                         f"is {DEFAULT_RECIPE!r} since session 22)")
+    if text not in RECIPES:
+        raise argparse.ArgumentTypeError(f"unknown recipe {text!r}; choose one of: {', '.join(RECIPES)}")
+    return text
+
+
+recipe_value.__name__ = "recipe"
+
+
 from digr.errors import MAX_EPISODES, MAX_STATES  # noqa: E402 - beside their argparse types
 
 

@@ -13,6 +13,7 @@ from digr.cli.common import (
     nonneg_int,
     parallel_config,
     pos_int,
+    recipe_value,
     resolve_task,
     seed_value,
     thread_count,
@@ -62,7 +63,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="the teacher's saliency dataset from 'digr dataset' (not needed with --no-igr)")
     add_task(p, required=False)
     p.add_argument("--out", required=True, help="run folder (created; resumed if it exists)")
-    p.add_argument("--recipe", choices=RECIPES, default=DEFAULT_RECIPE,
+    p.add_argument("--recipe", type=recipe_value, default=DEFAULT_RECIPE, metavar="{" + ",".join(RECIPES) + "}",
                    help=f"named settings to start from (default {DEFAULT_RECIPE}; relu: the default until session 22; "
                         "paper: Table 3 as printed)")
     p.add_argument("--init", default=None, metavar="CKPT",

@@ -10,6 +10,7 @@ from digr.cli.common import (
     nonneg_int,
     parallel_config,
     pos_int,
+    recipe_value,
     resolve_task,
     seed_value,
 )
@@ -47,8 +48,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                       "dataset_stride": pos_int, "report_stride": pos_int,
                       "student_steps": nonneg_int, "student_eval_every": nonneg_int,
                       "student_eval_episodes": nonneg_int, "report_states": pos_int, "agreement_states": pos_int,
-                      "report_episodes": pos_int, "robustness_episodes": pos_int},
-               choices={"recipe": RECIPES})
+                      "report_episodes": pos_int, "robustness_episodes": pos_int, "recipe": recipe_value},
+               metavars={"recipe": "{" + ",".join(RECIPES) + "}"})
     add_parallel(p, what="the dataset's shards")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--json", action="store_true", help="print one JSON object at the end")
