@@ -111,14 +111,15 @@ def seed_value(text: str) -> int:
 def recipe_value(text: str) -> str:
     """A DIGR recipe name (:data:`digr.distill.config.RECIPES`); an old name says what it is now
     called, so a command written before the default changed fails with the way to fix it."""
-    from digr.distill.config import DEFAULT_RECIPE, RECIPE_ALIASES, RECIPES
+    from digr.distill.config import DEFAULT_RECIPE, RECIPE_ALIASES, check_recipe
 
     if text in RECIPE_ALIASES:
         raise argparse.ArgumentTypeError(f"recipe {text!r} is now called {RECIPE_ALIASES[text]!r} (the default "
                                          f"is {DEFAULT_RECIPE!r} since session 22)")
-    if text not in RECIPES:
-        raise argparse.ArgumentTypeError(f"unknown recipe {text!r}; choose one of: {', '.join(RECIPES)}")
-    return text
+    try:
+        return check_recipe(text)
+    except DigrError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 recipe_value.__name__ = "recipe"
