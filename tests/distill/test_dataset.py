@@ -32,6 +32,7 @@ def test_dataset_contents_match_the_teacher(tiny_dataset, teacher_ckpt):
     assert len(ds) == 8 and m["count"] == 8 and m["complete"] and len(m["shards"]) == 2
     assert m["task"] == TASK and m["radius"] == 4 and m["stride"] == 8 and m["truncate"] is None
     assert m["shapes"]["states"] == [3, 64, 64] and m["teacher_sha256"]
+    assert m["software"]["torch"] == torch.__version__  # which packages built it (digr.provenance)
     assert ds.states.dtype == torch.uint8 and ds.states.shape == (8, 3, 64, 64)
     assert ds.maps.dtype == torch.float32 and ds.maps.shape == (8, 64, 64)
     assert ds.probs.shape == (8, 4)

@@ -209,6 +209,7 @@ def test_train_student_end_to_end_and_resume(tmp_path, teacher_ckpt, tiny_datase
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["distill"]["alpha"] == 0.01 and cfg["distill"]["learning_rate"] == 1e-3  # Table 3 defaults
     assert cfg["teacher_sha256"] and cfg["dataset_sha256"]
+    assert cfg["software"]["torch"] == torch.__version__ and cfg["software"]["digr"] == cfg["digr_version"]
     rows = _rows(out)
     assert [r["step"] for r in rows] == [1, 2, 3, 4]
     assert {"distill/kl", "distill/igr", "pcgrad/conflict_frac", "wall_s"} <= set(rows[0])

@@ -18,6 +18,7 @@ def test_train_writes_checkpoint_and_resumes(tmp_path):
     assert _train(out, 256) == 0
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["ppo"]["learning_rate"] == 1e-3 and cfg["ppo"]["n_envs"] == 2  # Table 2 + override
+    assert cfg["software"]["torch"] == torch.__version__
     assert read_config(out / "policy")["meta"]["steps"] == 256
     first = load_policy(out, task="red-fetch-green")
     assert (out / "resume" / "optimizer.pt").exists() and list((out / "tb").iterdir())

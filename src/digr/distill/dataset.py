@@ -6,7 +6,8 @@ costs one teacher forward per perturbed pixel, which is why the paper builds D o
 
 Folder layout::
 
-    manifest.json         task, teacher sha256, settings, shapes, dtypes, the complete shards
+    manifest.json         task, teacher sha256, settings, shapes, dtypes, the complete shards,
+                          the software that started it (``digr.provenance``)
     shard-00000.npz       states (n, C, H, W) uint8, maps (n, H, W) float32, probs (n, A) float32
     shard-00001.npz       ...
 
@@ -16,7 +17,8 @@ How states are chosen: shard ``i`` runs its own episodes with the generator
 and each visited state is kept with probability ``keep_prob`` (and only once per shard) until
 the shard has its ``n`` states. A shard therefore depends only on (teacher, task, settings, i):
 shards can be made in any order, by any worker, and a rerun after an interruption gives the same final dataset as an
-uninterrupted run.
+uninterrupted run, with the same code and packages: the same command has given other digests in
+later sessions of this project, which is why the manifest records the packages' versions.
 
 Every shard is written to a temporary file and renamed into place; the manifest is rewritten
 (atomically) after each shard, so a killed run leaves only complete shards behind.
@@ -43,6 +45,7 @@ from digr.io import atomic_write, atomic_write_json, claim_folder, read_versione
 from digr.models.checkpoint import file_digest, load_policy, policy_blob, policy_from_blob, resolve
 from digr.models.cnn import PolicyNet
 from digr.parallel import ParallelConfig, run_units
+from digr.provenance import software_versions
 from digr.rl.rollouts import collect_states
 
 FORMAT = "digr-saliency-dataset"
@@ -216,6 +219,8 @@ def build_dataset(
             "shapes": {"states": [c, h, w], "maps": [h, w], "probs": [spec.n_actions]},
             "dtypes": {"states": "uint8", "maps": "float32", "probs": "float32"},
             "count": 0, "complete": False, "shards": [],
+            # the first start's; a rebuild whose digests differ can say which package moved
+            "software": software_versions(),
         }
         atomic_write_json(manifest_path, manifest)
     for stale in out.glob(".shard-*.tmp*"):  # temp files of a killed run

@@ -46,6 +46,7 @@ from digr.errors import DigrError, check_int
 from digr.io import atomic_dir, atomic_write_json, atomic_write_text, claim_folder, recover_folders
 from digr.models.checkpoint import file_digest, load_policy, resolve, save_policy
 from digr.models.cnn import PolicyConfig, PolicyNet, to_tensor
+from digr.provenance import software_versions
 
 METRICS_NAME = "metrics.jsonl"
 
@@ -260,6 +261,7 @@ def train_student(
         "dataset": str(dataset) if data is not None else None,
         "dataset_sha256": _dataset_digest(data) if data is not None else None,
         "policy": student_config.to_dict(), "distill": cfg.to_dict(),
+        "software": software_versions(),  # of the latest (re)start; a record, never compared
     }
     init_state = None
     if init is None and cfg.warm_start:

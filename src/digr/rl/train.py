@@ -33,6 +33,7 @@ from digr.io import atomic_dir, atomic_write_json, atomic_write_text, recover_fo
 from digr.models.checkpoint import save_policy
 from digr.models.cnn import PolicyConfig, PolicyNet
 from digr.models.fls import fls_config
+from digr.provenance import software_versions
 from digr.rl.config import PPOConfig
 from digr.rl.sb3 import policy_from_sb3, policy_kwargs
 
@@ -178,6 +179,7 @@ class TeacherRun:
                                 "use a new --out folder")
             # Everything else may change between resumed chunks (e.g. more timesteps).
         if write:
+            want["software"] = software_versions()  # of the latest (re)start; a record only
             atomic_write_json(path, want)
 
     # -- training -----------------------------------------------------------------------------
