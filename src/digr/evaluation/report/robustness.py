@@ -105,8 +105,9 @@ def robustness_section(rep: Report) -> None:
         rep.md.append("")
     below = below_teacher(sweeps, metric)
     if below:
-        rep.md += ["**Below the teacher** (a student's figure lower than the teacher's at the same point, "
-                   "the robustness bar being at least the teacher's at every point):", ""]
+        rep.md += ["**Below the teacher** (a student's figure lower than the teacher's at the same attacked "
+                   "point, the robustness bar being at least the teacher's at every point; eps 0, the "
+                   "unattacked policy, is the performance table's comparison, on more episodes):", ""]
         rep.md += [f"- {r}: " + (", ".join(f"{b['attack']} {fmt_eps(b['eps_255'] / 255)} ({b[metric]:.3f} "
                                            f"vs {b['baseline']:.3f})" for b in pts) if pts else "none")
                    + f" ({len(pts)} of {n} points)" for r, (pts, n) in below.items()]
