@@ -67,11 +67,12 @@ def recipe_settings(recipe: str, spec) -> dict[str, Any]:
         (``rollout_greedy`` 1, ``rollout_teacher`` 0.5), and a linearly decaying rate
         (``lr_anneal``), which kept the warm-started Breakout students' score.
 
-      Measured (``results/recipe-ablation.md``, sessions 18-22): Red-Fetch-Green, three seeds: cc
+      Measured (``results/recipe-ablation.md``, sessions 18-23): Red-Fetch-Green, three seeds: cc
       0.80-0.82, share 0.84-0.85, success 0.995-1.00, at or above the teacher at 59 of the 60
-      seed-points of the robustness sweep; highway, two seeds: cc 0.77, share 0.51-0.53, success
-      0.88-0.90, at or above the teacher at every point; Breakout, three seeds: cc 0.71, share
-      0.77, 71-81% of the teacher's score (the adversarial KL at 16/255 costs it: without it 88.5%).
+      seed-points of the robustness sweep; highway, three seeds: cc 0.77, share 0.51-0.53, success
+      0.88-0.90, at or above the teacher at every attacked point; Breakout, three seeds: cc 0.71,
+      share 0.77, 71-81% of the teacher's score (the adversarial KL at 16/255 costs it: without it
+      88.5%).
 
     * ``"relu"`` (called ``"default"`` until session 22; the committed ``digr/`` students of
       sessions 17-21 use it):
